@@ -1,0 +1,58 @@
+"""Command-line options shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from processor.definitions import PRESETS, load_funnels
+from processor.funnel.definition import Funnel
+from processor.funnel.timefmt import parse_duration, parse_time
+
+
+class _FunnelSpec(argparse.Action):
+    """--funnel NAME and --funnel-file PATH append to one list, keeping their order."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        specs = list(getattr(namespace, "funnel_specs", None) or [])
+        specs.append(values if option == "--funnel" else _as_path(values))
+        namespace.funnel_specs = specs
+
+
+def _as_path(path: str) -> str:
+    return path if "/" in path else f"./{path}"
+
+
+def add_funnel_options(parser: argparse.ArgumentParser, default_all: bool = True) -> None:
+    group = parser.add_argument_group("funnels (in the order given; outputs follow that order)")
+    group.add_argument("--funnel", action=_FunnelSpec, metavar="NAME", help=f"a preset: {', '.join(PRESETS)}")
+    group.add_argument("--funnel-file", action=_FunnelSpec, metavar="PATH", help="a funnel definition file (JSON)")
+    parser.set_defaults(funnel_specs=None, funnels_default_all=default_all)
+
+
+def funnels_from(args: argparse.Namespace) -> list[Funnel]:
+    specs: Sequence[str] | None = args.funnel_specs
+    if not specs:
+        if not args.funnels_default_all:
+            raise SystemExit("funnel-processor: name at least one --funnel or --funnel-file")
+        specs = PRESETS
+    return load_funnels(specs)
+
+
+def timestamp(text: str) -> int:
+    """argparse type: an RFC 3339 timestamp -> microseconds."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> int:
+    """argparse type: '24h', '30d', '90m', or seconds -> microseconds."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

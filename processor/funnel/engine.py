@@ -1,0 +1,106 @@
+"""The funnel engine for one clock: a replayed file, or one input partition.
+
+It owns the event-time clock and a timer heap of stall deadlines, and keeps contact
+states in any mutable mapping (a dict in a replay, a Faust table in the worker).
+Firing costs grow with what is due, not with how many contacts are tracked: the
+heap holds one entry per scheduled deadline and stale entries are skipped on pop.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, MutableMapping, Sequence
+
+from processor.funnel.definition import Funnel
+from processor.funnel.journey import (
+    ContactState,
+    Limits,
+    advance,
+    counted_types,
+    event_hash,
+    expire,
+    is_duplicate,
+    next_deadline,
+)
+from processor.funnel.outputs import Output
+from processor.funnel.touchpoint import Touchpoint
+
+
+class Engine:
+    def __init__(
+        self,
+        funnels: Sequence[Funnel],
+        store: MutableMapping[str, ContactState] | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        names = [f.name for f in funnels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"funnel names must be unique, got {names}")
+        self.funnels = tuple(funnels)
+        self.limits = limits or Limits()
+        self.counted = counted_types(self.funnels)
+        self.store: MutableMapping[str, ContactState] = {} if store is None else store
+        self.clock: int | None = None
+        self.duplicates = 0  # touchpoints ignored as duplicates
+        self.late = 0  # touchpoints older than the clock when they arrived
+        self._timers: list[tuple[int, str]] = []
+
+    def observe(self, tp: Touchpoint) -> list[Output]:
+        """Advance the clock to the touchpoint, fire what is due, then apply it."""
+        state = self.store.get(tp.contact_id)
+        digest = event_hash(tp.event_id)
+        if is_duplicate(state, digest, self.limits):
+            self.duplicates += 1
+            return []
+        if self.clock is None or tp.at > self.clock:
+            self.clock = tp.at
+        elif tp.at < self.clock:
+            self.late += 1
+        outputs = self._fire_due() if self._timers and self._timers[0][0] < self.clock else []
+        if outputs:  # firing may have changed this contact's state
+            state = self.store.get(tp.contact_id)
+        new, produced = advance(state, tp, self.funnels, self.counted, self.limits, digest)
+        self.store[tp.contact_id] = new
+        if state is None or new.positions is not state.positions:
+            due = next_deadline(new, self.funnels)
+            if due is not None and (state is None or due != next_deadline(state, self.funnels)):
+                heapq.heappush(self._timers, (due, tp.contact_id))
+        if outputs:
+            outputs.extend(produced)
+            return outputs
+        return produced
+
+    def advance_to(self, clock: int) -> list[Output]:
+        """Move the clock forward (never back) and fire every deadline it passes."""
+        if self.clock is None or clock > self.clock:
+            self.clock = clock
+        return self._fire_due()
+
+    def next_due(self) -> int | None:
+        """The earliest scheduled deadline (possibly stale), for a caller's timer."""
+        return self._timers[0][0] if self._timers else None
+
+    def schedule(self, contact_ids: Iterable[str]) -> None:
+        """(Re)build timers for contacts whose states were loaded from elsewhere."""
+        for contact_id in contact_ids:
+            state = self.store.get(contact_id)
+            due = None if state is None else next_deadline(state, self.funnels)
+            if due is not None:
+                heapq.heappush(self._timers, (due, contact_id))
+
+    def _fire_due(self) -> list[Output]:
+        outputs: list[Output] = []
+        clock = self.clock
+        timers = self._timers
+        while timers and clock is not None and timers[0][0] < clock:
+            deadline, contact_id = heapq.heappop(timers)
+            state = self.store.get(contact_id)
+            if state is None or next_deadline(state, self.funnels) != deadline:
+                continue  # stale: the contact moved on, or a newer entry exists
+            new, fired = expire(state, contact_id, clock, self.funnels)
+            self.store[contact_id] = new
+            outputs.extend(fired)
+            later = next_deadline(new, self.funnels)
+            if later is not None:
+                heapq.heappush(timers, (later, contact_id))
+        return outputs

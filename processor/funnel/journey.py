@@ -1,0 +1,259 @@
+"""One contact's journey: the state and the two steps that change it.
+
+- `advance(state, touchpoint, ...)` applies a (non-duplicate) touchpoint.
+- `expire(state, clock, ...)` fires the stall deadlines the clock has passed.
+
+Both are functions of their arguments and return a new state and the outputs;
+nothing is read from a clock or from settings. States are tuples so that a worker
+can keep millions of them and store them cheaply (see `processor.funnel.codec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from hashlib import blake2b
+from typing import NamedTuple
+
+from processor.funnel.definition import Funnel
+from processor.funnel.outputs import (
+    DroppedOff,
+    Output,
+    RecentTouch,
+    StageTransitioned,
+    TouchSummary,
+    output_id,
+)
+from processor.funnel.timefmt import format_time, seconds
+from processor.funnel.touchpoint import Touchpoint
+
+RECENT = 5  # touchpoints kept per contact for drop-off context
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on per-contact memory; given by the caller, never read from settings."""
+
+    dedup_horizon_us: int = 24 * 3600 * 1_000_000
+    dedup_capacity: int = 32  # most event ids remembered per contact
+
+
+class Touch(NamedTuple):
+    type: str
+    channel: str | None
+    campaign: str | None
+    at: int
+
+
+class Position(NamedTuple):
+    """Where a contact is in one funnel."""
+
+    stage: int  # index into Funnel.stages
+    entered_at: int  # when this stage visit began (event time, µs)
+    entry_at: int  # when the contact entered the funnel
+    dropped: bool  # a drop-off was emitted for this stage visit
+    sequence: int  # outputs emitted so far in this funnel
+
+
+class ContactState(NamedTuple):
+    first: Touch  # the contact's first touchpoint ever
+    recent: tuple[Touch, ...]  # the last RECENT touchpoints, oldest first
+    last_at: int  # the latest occurred_at seen
+    counts: Mapping[str, int]  # touchpoints per type, for types an `nth` rule needs
+    seen: tuple[tuple[int, int], ...]  # (event id hash, occurred_at), oldest first
+    positions: Mapping[str, Position]  # funnel name -> position; absent before entry
+
+
+def event_hash(event_id: str) -> int:
+    """A stable 64-bit hash of an event id (Python's hash() is salted per process)."""
+    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+def is_duplicate(state: ContactState | None, digest: int, limits: Limits) -> bool:
+    """Whether the contact already sent the event id hashed to `digest` within the horizon."""
+    if state is None or not state.seen:
+        return False
+    cutoff = state.last_at - limits.dedup_horizon_us
+    return any(h == digest and at >= cutoff for h, at in state.seen)
+
+
+def counted_types(funnels: Sequence[Funnel]) -> dict[str, int]:
+    """Types whose counts any funnel's `nth` rules need, with the largest nth."""
+    merged: dict[str, int] = {}
+    for funnel in funnels:
+        for kind, nth in funnel.counted.items():
+            merged[kind] = max(merged.get(kind, 1), nth)
+    return merged
+
+
+def _summary(touch: Touch) -> TouchSummary:
+    return {"type": touch.type, "channel": touch.channel, "campaign": touch.campaign, "occurred_at": format_time(touch.at)}
+
+
+def _recent(touches: Sequence[Touch]) -> list[RecentTouch]:
+    return [{"type": t.type, "channel": t.channel, "occurred_at": format_time(t.at)} for t in touches]
+
+
+def advance(
+    state: ContactState | None,
+    tp: Touchpoint,
+    funnels: Sequence[Funnel],
+    counted: Mapping[str, int],
+    limits: Limits,
+    digest: int | None = None,
+) -> tuple[ContactState, list[Output]]:
+    """Apply one touchpoint (already known not to be a duplicate) to a contact.
+
+    `counted` is `counted_types(funnels)` and `digest` is `event_hash(tp.event_id)`,
+    both passed in so that callers compute them once.
+    """
+    touch = Touch(tp.type, tp.channel, tp.campaign, tp.at)
+    if state is None:
+        first, previous, recent, last_at = touch, None, (touch,), tp.at
+        counts: Mapping[str, int] = {}
+        seen: tuple[tuple[int, int], ...] = ()
+        positions: Mapping[str, Position] = {}
+    else:
+        first, previous = state.first, state.recent[-1]
+        recent = state.recent[1 - RECENT :] + (touch,) if len(state.recent) >= RECENT else state.recent + (touch,)
+        last_at = tp.at if tp.at > state.last_at else state.last_at
+        counts, seen, positions = state.counts, state.seen, state.positions
+
+    cap = counted.get(tp.type)
+    if cap is not None:
+        counts = {**counts, tp.type: min(counts.get(tp.type, 0) + 1, cap)}
+    cutoff = last_at - limits.dedup_horizon_us
+    if len(seen) >= limits.dedup_capacity or (seen and seen[0][1] < cutoff):
+        keep = limits.dedup_capacity - 1
+        kept = tuple(e for e in seen if e[1] >= cutoff)
+        seen = kept[len(kept) - keep :] if len(kept) > keep else kept
+    seen = seen + ((event_hash(tp.event_id) if digest is None else digest, tp.at),)
+
+    outputs: list[Output] = []
+    changed: dict[str, Position] | None = None
+    for funnel in funnels:
+        if tp.type not in funnel.types:
+            continue
+        pos = positions.get(funnel.name)
+        step = _step(funnel, pos, tp, counts)
+        if step is None:
+            continue
+        new_pos, kind = step
+        seq = new_pos.sequence
+        if kind == "transition":
+            assert new_pos is not None
+            outputs.append(
+                StageTransitioned(
+                    id=output_id(funnel.name, tp.contact_id, seq),
+                    funnel=funnel.name,
+                    contact_id=tp.contact_id,
+                    from_stage=None if pos is None else funnel.stages[pos.stage],
+                    to_stage=funnel.stages[new_pos.stage],
+                    skipped=[] if pos is None else list(funnel.stages[pos.stage + 1 : new_pos.stage]),
+                    occurred_at=format_time(tp.at),
+                    time_in_previous_stage_s=None if pos is None else seconds(tp.at - pos.entered_at),
+                    since_funnel_entry_s=seconds(tp.at - new_pos.entry_at),
+                    trigger={"event_id": tp.event_id, "type": tp.type, "channel": tp.channel, "campaign": tp.campaign},
+                    first_touch=_summary(first),
+                    last_touch=None if previous is None else _summary(previous),
+                    sequence=seq,
+                    reactivated=pos is not None and pos.dropped,
+                )
+            )
+        else:
+            assert pos is not None
+            outputs.append(
+                DroppedOff(
+                    id=output_id(funnel.name, tp.contact_id, seq),
+                    funnel=funnel.name,
+                    contact_id=tp.contact_id,
+                    stage=funnel.stages[pos.stage],
+                    reason="lost",
+                    entered_stage_at=format_time(pos.entered_at),
+                    last_touch_at=format_time(last_at),
+                    occurred_at=format_time(tp.at),
+                    time_in_stage_s=seconds(tp.at - pos.entered_at),
+                    recent_touchpoints=_recent(recent),
+                    sequence=seq,
+                )
+            )
+        if changed is None:
+            changed = dict(positions)
+        changed[funnel.name] = new_pos
+    return ContactState(first, recent, last_at, counts, seen, positions if changed is None else changed), outputs
+
+
+def _step(
+    funnel: Funnel, pos: Position | None, tp: Touchpoint, counts: Mapping[str, int]
+) -> tuple[Position, str] | None:
+    """The new position and what happened ("transition" or "lost"), or None."""
+    current = -1 if pos is None else pos.stage
+    for rule in funnel.by_type.get(tp.type, ()):
+        if rule.stage <= current:
+            break
+        if rule.matches(tp.channel, tp.properties, counts.get(tp.type, 1)):
+            if pos is None:
+                return Position(rule.stage, tp.at, tp.at, False, 1), "transition"
+            return Position(rule.stage, tp.at, pos.entry_at, False, pos.sequence + 1), "transition"
+    if pos is None or pos.dropped or funnel.terminal[pos.stage]:
+        return None
+    for rule in funnel.lost_by_type.get(tp.type, ()):
+        if rule.matches(tp.channel, tp.properties, 1):
+            return pos._replace(dropped=True, sequence=pos.sequence + 1), "lost"
+    return None
+
+
+def _deadline(funnel: Funnel, pos: Position) -> int | None:
+    stall = funnel.stall_after[pos.stage]
+    if stall is None or pos.dropped:
+        return None
+    return pos.entered_at + stall
+
+
+def next_deadline(state: ContactState, funnels: Sequence[Funnel]) -> int | None:
+    """The earliest stall deadline among the contact's funnels, if any."""
+    best: int | None = None
+    for funnel in funnels:
+        pos = state.positions.get(funnel.name)
+        if pos is not None:
+            due = _deadline(funnel, pos)
+            if due is not None and (best is None or due < best):
+                best = due
+    return best
+
+
+def expire(
+    state: ContactState, contact_id: str, clock: int, funnels: Sequence[Funnel]
+) -> tuple[ContactState, list[Output]]:
+    """Fire every stall deadline strictly before `clock`, earliest first."""
+    due: list[tuple[int, int, Funnel, Position]] = []
+    for order, funnel in enumerate(funnels):
+        pos = state.positions.get(funnel.name)
+        if pos is not None:
+            deadline = _deadline(funnel, pos)
+            if deadline is not None and deadline < clock:
+                due.append((deadline, order, funnel, pos))
+    if not due:
+        return state, []
+    due.sort(key=lambda d: (d[0], d[1]))
+    positions = dict(state.positions)
+    outputs: list[Output] = []
+    for deadline, _, funnel, pos in due:
+        seq = pos.sequence + 1
+        positions[funnel.name] = pos._replace(dropped=True, sequence=seq)
+        outputs.append(
+            DroppedOff(
+                id=output_id(funnel.name, contact_id, seq),
+                funnel=funnel.name,
+                contact_id=contact_id,
+                stage=funnel.stages[pos.stage],
+                reason="stalled",
+                entered_stage_at=format_time(pos.entered_at),
+                last_touch_at=format_time(state.last_at),
+                occurred_at=format_time(deadline),
+                time_in_stage_s=seconds(deadline - pos.entered_at),
+                recent_touchpoints=_recent(state.recent),
+                sequence=seq,
+            )
+        )
+    return state._replace(positions=positions), outputs

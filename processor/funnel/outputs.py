@@ -1,0 +1,86 @@
+"""What the funnel emits, as facts in the past tense.
+
+Both outputs serialise with orjson as they are (dataclasses), field order as
+declared, matching schemas/transition and schemas/dropoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypedDict
+
+
+def output_id(funnel: str, contact_id: str, sequence: int) -> str:
+    """The id of a contact's `sequence`-th output in a funnel.
+
+    Derived only from the funnel, the contact and the output's place in the journey,
+    so a reprocessed touchpoint yields the same id. Funnel names hold no ':' and the
+    sequence is digits, so the id is unique whatever the contact id holds.
+    """
+    return f"{funnel}:{sequence}:{contact_id}"
+
+
+# Nested parts are TypedDicts: plain dicts are cheaper to build and to serialise
+# than dataclasses, and there are up to seven of them per output.
+
+
+class TouchSummary(TypedDict):
+    type: str
+    channel: str | None
+    campaign: str | None
+    occurred_at: str
+
+
+class RecentTouch(TypedDict):
+    type: str
+    channel: str | None
+    occurred_at: str
+
+
+class Trigger(TypedDict):
+    event_id: str
+    type: str
+    channel: str | None
+    campaign: str | None
+
+
+@dataclass(frozen=True)  # no slots: orjson serialises __dict__ dataclasses 3x faster
+class StageTransitioned:
+    """A contact entered `to_stage` (from `from_stage`, or on entering the funnel)."""
+
+    id: str
+    funnel: str
+    contact_id: str
+    from_stage: str | None
+    to_stage: str
+    skipped: list[str]
+    occurred_at: str
+    time_in_previous_stage_s: float | None
+    since_funnel_entry_s: float
+    trigger: Trigger
+    first_touch: TouchSummary
+    last_touch: TouchSummary | None
+    sequence: int
+    reactivated: bool
+    kind: Literal["transition"] = "transition"
+
+
+@dataclass(frozen=True)  # no slots: orjson serialises __dict__ dataclasses 3x faster
+class DroppedOff:
+    """A contact was lost, or stalled past its deadline, in `stage`."""
+
+    id: str
+    funnel: str
+    contact_id: str
+    stage: str
+    reason: Literal["lost", "stalled"]
+    entered_stage_at: str
+    last_touch_at: str
+    occurred_at: str
+    time_in_stage_s: float
+    recent_touchpoints: list[RecentTouch]
+    sequence: int
+    kind: Literal["dropoff"] = "dropoff"
+
+
+Output = StageTransitioned | DroppedOff

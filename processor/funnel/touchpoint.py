@@ -1,0 +1,103 @@
+"""Touchpoints in, checked once at the edge.
+
+`decode` turns one record's bytes into a `Touchpoint` or raises `Invalid` with a
+short machine reason (a bounded set, fit for a metric label) and a readable detail.
+The rules are those of schemas/touchpoint/jsonschema/1-0-0.json; a test holds the
+two to the same verdicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from processor.funnel.timefmt import parse_time
+
+MAX_RECORD_BYTES = 64 * 1024
+
+# Dead-letter reasons. Kept few and stable: they label metrics and alerts.
+TOO_LARGE = "too_large"
+NOT_JSON = "invalid_json"
+NOT_OBJECT = "not_an_object"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+BAD_VALUE = "invalid_value"
+BAD_TIMESTAMP = "bad_timestamp"
+KEY_MISMATCH = "key_mismatch"
+REASONS = (TOO_LARGE, NOT_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE, BAD_VALUE, BAD_TIMESTAMP, KEY_MISMATCH)
+
+
+class Invalid(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class Touchpoint(NamedTuple):
+    event_id: str
+    contact_id: str
+    type: str
+    at: int  # occurred_at, microseconds since the epoch
+    channel: str | None = None
+    campaign: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+def _string(doc: dict[str, Any], name: str, limit: int) -> str:
+    value = doc.get(name)
+    if value is None:
+        raise Invalid(MISSING_FIELD, f"required field {name!r} is missing")
+    if type(value) is not str:
+        raise Invalid(WRONG_TYPE, f"field {name!r} must be a string, got {_kind(value)}")
+    if not 0 < len(value) <= limit:
+        raise Invalid(BAD_VALUE, f"field {name!r} must be 1 to {limit} characters, got {len(value)}")
+    return value
+
+
+def _optional(doc: dict[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    if value is None or type(value) is str:
+        return value
+    raise Invalid(WRONG_TYPE, f"field {name!r} must be a string, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number",
+            float: "a number", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def from_dict(doc: Any) -> Touchpoint:
+    """Check a decoded JSON value and build the Touchpoint it describes."""
+    if type(doc) is not dict:
+        raise Invalid(NOT_OBJECT, f"a touchpoint must be a JSON object, got {_kind(doc)}")
+    event_id = _string(doc, "event_id", 128)
+    contact_id = _string(doc, "contact_id", 128)
+    kind = _string(doc, "type", 64)
+    when = doc.get("occurred_at")
+    if when is None:
+        raise Invalid(MISSING_FIELD, "required field 'occurred_at' is missing")
+    if type(when) is not str:
+        raise Invalid(WRONG_TYPE, f"field 'occurred_at' must be a string, got {_kind(when)}")
+    try:
+        at = parse_time(when)
+    except ValueError as exc:
+        raise Invalid(BAD_TIMESTAMP, f"field 'occurred_at': {exc}") from None
+    properties = doc.get("properties")
+    if properties is not None and type(properties) is not dict:
+        raise Invalid(WRONG_TYPE, f"field 'properties' must be an object, got {_kind(properties)}")
+    return Touchpoint(event_id, contact_id, kind, at, _optional(doc, "channel"), _optional(doc, "campaign"), properties)
+
+
+def decode(raw: bytes) -> Touchpoint:
+    """One record's bytes -> Touchpoint, or Invalid with the reason."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise Invalid(TOO_LARGE, f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(NOT_JSON, f"not valid JSON: {exc}") from None
+    return from_dict(doc)
+
+
+__all__ = ["REASONS", "Invalid", "Touchpoint", "decode", "from_dict"]

@@ -1,0 +1,171 @@
+"""`funnel-processor replay`: a touchpoint file through the core, outputs as JSONL.
+
+The replay is the reference the worker is held to: same input, same outputs. It uses
+the event-time clock alone, then fires what is due at --until.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from processor.cliargs import add_funnel_options, duration, funnels_from, timestamp
+from processor.deadletter import dead_letter, file_source
+from processor.funnel.definition import Funnel
+from processor.funnel.engine import Engine
+from processor.funnel.journey import Limits
+from processor.funnel.timefmt import format_time
+from processor.funnel.touchpoint import Invalid, decode
+
+_FLUSH_EVERY = 4096
+
+
+class UntilTooEarly(ValueError):
+    pass
+
+
+@dataclass
+class ReplayStats:
+    touchpoints: int = 0
+    dead_letters: int = 0
+    outputs: int = 0
+    duplicates: int = 0
+    late: int = 0
+
+
+def run_replay(
+    lines: Iterable[bytes],
+    source: str,
+    funnels: Sequence[Funnel],
+    out: BinaryIO,
+    errors: BinaryIO,
+    until: int | None = None,
+    limits: Limits | None = None,
+) -> ReplayStats:
+    """Replay touchpoint lines; write outputs to `out`, dead letters to `errors`.
+
+    Raises UntilTooEarly (after writing what came before) when a touchpoint is later
+    than `until`.
+    """
+    engine = Engine(funnels, limits=limits)
+    stats = ReplayStats()
+    pending: list[bytes] = []
+    dumps = orjson.dumps
+    for number, line in enumerate(lines, 1):
+        record = line.rstrip(b"\n")
+        if not record.strip():
+            continue
+        try:
+            tp = decode(record)
+        except Invalid as bad:
+            stats.dead_letters += 1
+            letter = dead_letter(bad.reason, bad.detail, record, file_source(source, number))
+            errors.write(dumps(letter) + b"\n")
+            continue
+        if until is not None and tp.at > until:
+            _write(out, pending)
+            raise UntilTooEarly(
+                f"--until {format_time(until)} is earlier than the touchpoint on line {number} "
+                f"({format_time(tp.at)}); use a later --until or none"
+            )
+        stats.touchpoints += 1
+        for output in engine.observe(tp):
+            pending.append(dumps(output))
+        if len(pending) >= _FLUSH_EVERY:
+            stats.outputs += _write(out, pending)
+    if engine.clock is not None or until is not None:
+        final = until if until is not None else engine.clock
+        assert final is not None
+        pending.extend(dumps(o) for o in engine.advance_to(final))
+    stats.outputs += _write(out, pending)
+    stats.duplicates, stats.late = engine.duplicates, engine.late
+    return stats
+
+
+def _write(out: BinaryIO, pending: list[bytes]) -> int:
+    count = len(pending)
+    if count:
+        out.write(b"\n".join(pending) + b"\n")
+        pending.clear()
+    return count
+
+
+@contextmanager
+def _open_input(path: str) -> Iterator[BinaryIO]:
+    if path == "-":
+        yield sys.stdin.buffer
+    else:
+        with Path(path).open("rb") as handle:
+            yield handle
+
+
+def _latest_time(path: str) -> int | None:
+    """The largest valid occurred_at in a file (for refusing an early --until up front)."""
+    latest = None
+    with _open_input(path) as handle:
+        for line in handle:
+            try:
+                at = decode(line.rstrip(b"\n")).at
+            except Invalid:
+                continue
+            latest = at if latest is None or at > latest else latest
+    return latest
+
+
+def _run(args: argparse.Namespace) -> int:
+    funnels = funnels_from(args)
+    limits = Limits(dedup_horizon_us=args.dedup_horizon)
+    if args.input != "-" and not Path(args.input).is_file():
+        print(f"funnel-processor replay: no such input file: {args.input}", file=sys.stderr)
+        return 2
+    if args.until is not None and args.input != "-":
+        latest = _latest_time(args.input)
+        if latest is not None and args.until < latest:
+            print(
+                f"funnel-processor replay: --until {format_time(args.until)} is earlier than the input's "
+                f"latest touchpoint ({format_time(latest)}); refused",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        with _open_input(args.input) as handle:
+            run_replay(handle, args.input, funnels, sys.stdout.buffer, sys.stderr.buffer, args.until, limits)
+    except UntilTooEarly as exc:
+        sys.stdout.flush()
+        print(f"funnel-processor replay: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "replay",
+        help="replay a touchpoint JSONL file; print transitions and drop-offs as JSONL",
+        description="Read touchpoints (JSONL, '-' for stdin), print the transitions and drop-offs they cause "
+        "as JSONL on stdout in the order produced. Bad lines go to stderr as dead-letter records.",
+    )
+    add_funnel_options(parser, default_all=False)
+    parser.add_argument("--input", required=True, metavar="FILE", help="touchpoint JSONL file, or '-' for stdin")
+    parser.add_argument(
+        "--until",
+        type=timestamp,
+        default=None,
+        metavar="TIME",
+        help="fire drop-offs due by this RFC 3339 time (default: the latest touchpoint time; earlier is refused)",
+    )
+    parser.add_argument(
+        "--dedup-horizon",
+        type=duration,
+        default=Limits().dedup_horizon_us,
+        metavar="DURATION",
+        help="repeated event ids within this span of the contact's own event times are duplicates (default 24h)",
+    )
+    parser.set_defaults(run=_run)
