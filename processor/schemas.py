@@ -50,4 +50,5 @@ def field_path(parts: Iterable[Any]) -> str:
 
 def first_error(name: str, document: Any) -> ValidationError | None:
     """The most relevant schema violation of a document, or None when it is valid."""
-    return best_match(validator(name).iter_errors(document))
+    error: ValidationError | None = best_match(validator(name).iter_errors(document))
+    return error

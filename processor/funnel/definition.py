@@ -42,10 +42,7 @@ class Rule:
             return False
         if self.channels is not None and channel not in self.channels:
             return False
-        for key, op, operand in self.properties:
-            if not _holds(properties, key, op, operand):
-                return False
-        return True
+        return all(_holds(properties, key, op, operand) for key, op, operand in self.properties)
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -163,7 +160,7 @@ def compile_funnel(doc: Mapping[str, Any], source: str = "<definition>") -> Funn
             raise DefinitionError(source, f"rules[{i}]", "a stage rule needs 'stage'")
     lost = _rules(doc.get("lost", []), "lost", source, stages)
     for i, item in enumerate(doc.get("lost", [])):
-        if "stage" in item or "nth" in item and item["nth"] != 1:
+        if "stage" in item or "nth" in item:
             raise DefinitionError(source, f"lost[{i}]", "a lost rule takes no 'stage' and no 'nth'")
 
     terminal_names = doc.get("terminal")

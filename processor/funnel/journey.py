@@ -87,7 +87,12 @@ def counted_types(funnels: Sequence[Funnel]) -> dict[str, int]:
 
 
 def _summary(touch: Touch) -> TouchSummary:
-    return {"type": touch.type, "channel": touch.channel, "campaign": touch.campaign, "occurred_at": format_time(touch.at)}
+    return {
+        "type": touch.type,
+        "channel": touch.channel,
+        "campaign": touch.campaign,
+        "occurred_at": format_time(touch.at),
+    }
 
 
 def _recent(touches: Sequence[Touch]) -> list[RecentTouch]:
@@ -109,13 +114,14 @@ def advance(
     """
     touch = Touch(tp.type, tp.channel, tp.campaign, tp.at)
     if state is None:
-        first, previous, recent, last_at = touch, None, (touch,), tp.at
+        first, previous, last_at = touch, None, tp.at
+        recent: tuple[Touch, ...] = (touch,)
         counts: Mapping[str, int] = {}
         seen: tuple[tuple[int, int], ...] = ()
         positions: Mapping[str, Position] = {}
     else:
         first, previous = state.first, state.recent[-1]
-        recent = state.recent[1 - RECENT :] + (touch,) if len(state.recent) >= RECENT else state.recent + (touch,)
+        recent = (*state.recent[1 - RECENT :], touch) if len(state.recent) >= RECENT else (*state.recent, touch)
         last_at = tp.at if tp.at > state.last_at else state.last_at
         counts, seen, positions = state.counts, state.seen, state.positions
 
@@ -127,7 +133,7 @@ def advance(
         keep = limits.dedup_capacity - 1
         kept = tuple(e for e in seen if e[1] >= cutoff)
         seen = kept[len(kept) - keep :] if len(kept) > keep else kept
-    seen = seen + ((event_hash(tp.event_id) if digest is None else digest, tp.at),)
+    seen = (*seen, (event_hash(tp.event_id) if digest is None else digest, tp.at))
 
     outputs: list[Output] = []
     changed: dict[str, Position] | None = None

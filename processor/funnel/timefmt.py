@@ -20,9 +20,7 @@ MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // _O
 
 # RFC 3339 date-time: full date, "T" (or "t"/space, which the RFC allows),
 # full time with optional fraction, and a mandatory offset ("Z" or +hh:mm).
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -76,7 +74,7 @@ def seconds(us: int) -> float:
 
 
 def parse_duration(text: str | float | int) -> int:
-    """"30d", "12h", "90m", "45s", "2w" or a number of seconds -> microseconds.
+    """A duration -> microseconds: "30d", "12h", "90m", "45s", "2w" or a number of seconds.
 
     Raises ValueError for anything else, including negative or zero durations.
     """
@@ -89,9 +87,7 @@ def parse_duration(text: str | float | int) -> int:
     else:
         match = _DURATION.fullmatch(text.strip())
         if not match:
-            raise ValueError(
-                f"{text!r} is not a duration (use a number of seconds or e.g. '30d', '12h', '90m', '45s')"
-            )
+            raise ValueError(f"{text!r} is not a duration (use a number of seconds or e.g. '30d', '12h', '90m', '45s')")
         value = float(match.group(1)) * _UNIT_S[match.group(2)]
     if not value > 0:
         raise ValueError(f"duration must be positive, got {text!r}")

@@ -63,8 +63,14 @@ def _optional(doc: dict[str, Any], name: str) -> str | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number",
-            float: "a number", str: "a string"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+    }.get(type(value), type(value).__name__)
 
 
 def from_dict(doc: Any) -> Touchpoint:

@@ -1,0 +1,182 @@
+"""The versioned schemas are sound, their golden examples hold, and the code conforms.
+
+Examples live beside each schema (schemas/<name>/examples/{valid,invalid}/*.json) and are
+checked against the current version of that schema.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from processor.deadletter import dead_letter, file_source, topic_source
+from processor.definitions import PRESET_DIR, PRESETS, load_funnels
+from processor.funnel.engine import Engine
+from processor.funnel.outputs import DroppedOff, RecentTouch, StageTransitioned, TouchSummary, Trigger
+from processor.funnel.touchpoint import REASONS, from_dict
+from processor.schemas import CURRENT, SCHEMA_DIR, first_error, schema_path, validator
+
+NAMES = sorted(CURRENT)
+MIN_EXAMPLES = 3  # of each kind, per schema, so the example tests cannot pass on an empty folder
+
+
+def load(path: Path) -> Any:
+    return orjson.loads(path.read_bytes())
+
+
+def examples(kind: str) -> list[Any]:
+    return [
+        pytest.param(name, path, id=f"{name}/{kind}/{path.stem}")
+        for name in NAMES
+        for path in sorted((SCHEMA_DIR / name / "examples" / kind).glob("*.json"))
+    ]
+
+
+# --- the schema files and their versions
+
+
+def test_current_names_an_existing_file_for_every_schema() -> None:
+    on_disk = {path.parent.parent.name for path in SCHEMA_DIR.glob("*/jsonschema/*.json")}
+    assert set(CURRENT) == on_disk
+    for name, version in CURRENT.items():
+        assert re.fullmatch(r"[1-9][0-9]*-(0|[1-9][0-9]*)-(0|[1-9][0-9]*)", version), name
+        assert schema_path(name).is_file(), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schema_is_a_valid_draft_2020_12_schema(name: str) -> None:
+    schema = load(schema_path(name))
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"].endswith(f"/{name}/jsonschema/{CURRENT[name]}")
+    assert schema["title"] and schema["description"]
+    assert schema["required"]
+
+
+@pytest.mark.parametrize("path", sorted(SCHEMA_DIR.glob("*/jsonschema/*.json")), ids=lambda p: p.parent.parent.name)
+def test_every_version_file_is_a_valid_schema_whose_id_is_its_path(path: Path) -> None:
+    schema = load(path)
+    Draft202012Validator.check_schema(schema)
+    assert schema["$id"].endswith(f"/{path.parent.parent.name}/jsonschema/{path.stem}")
+
+
+@pytest.mark.parametrize("name", ["transition", "dropoff", "deadletter", "funnel-definition"])
+def test_closed_schemas_refuse_unknown_fields(name: str) -> None:
+    assert load(schema_path(name))["additionalProperties"] is False
+
+
+def test_touchpoint_schema_accepts_unknown_fields() -> None:
+    assert load(schema_path("touchpoint")).get("additionalProperties", True) is True
+
+
+# --- golden examples
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_schema_has_golden_examples_of_both_kinds(name: str) -> None:
+    for kind in ("valid", "invalid"):
+        assert len(list((SCHEMA_DIR / name / "examples" / kind).glob("*.json"))) >= MIN_EXAMPLES, (name, kind)
+
+
+@pytest.mark.parametrize(("name", "path"), examples("valid"))
+def test_valid_example_validates(name: str, path: Path) -> None:
+    errors = [error.message for error in validator(name).iter_errors(load(path))]
+    assert errors == []
+
+
+@pytest.mark.parametrize(("name", "path"), examples("invalid"))
+def test_invalid_example_fails(name: str, path: Path) -> None:
+    assert first_error(name, load(path)) is not None
+
+
+# --- the code holds to the schemas
+
+
+@pytest.mark.parametrize("path", sorted(PRESET_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_preset_validates_against_funnel_definition(path: Path) -> None:
+    error = first_error("funnel-definition", load(path))
+    assert error is None, error.message
+
+
+def test_every_preset_file_is_a_listed_preset() -> None:
+    assert sorted(path.stem for path in PRESET_DIR.glob("*.json")) == sorted(PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("name", "pointer", "cls"),
+    [
+        ("transition", "", StageTransitioned),
+        ("transition", "properties/trigger", Trigger),
+        ("transition", "$defs/touch", TouchSummary),
+        ("dropoff", "", DroppedOff),
+        ("dropoff", "properties/recent_touchpoints/items", RecentTouch),
+    ],
+)
+def test_output_schema_fields_are_the_dataclass_fields(name: str, pointer: str, cls: type) -> None:
+    schema = load(schema_path(name))
+    node = schema
+    for part in filter(None, pointer.split("/")):
+        node = node[part]
+    declared = {f.name for f in fields(cls)} if is_dataclass(cls) else set(cls.__annotations__)  # or a TypedDict
+    assert set(node["properties"]) == declared
+    assert set(node["required"]) == declared  # every field is always written, null or not
+
+
+def test_deadletter_reasons_are_the_decoders_reasons() -> None:
+    assert load(schema_path("deadletter"))["properties"]["reason"]["enum"] == list(REASONS)
+
+
+def touch(n: int, contact: str, kind: str, day: float, channel: str | None = None) -> Any:
+    seconds = round(day * 86400)
+    stamp = f"2024-03-{1 + seconds // 86400:02d}T{seconds % 86400 // 3600:02d}:{seconds % 3600 // 60:02d}:00Z"
+    doc = {"event_id": f"e{n}", "contact_id": contact, "type": kind, "occurred_at": stamp, "channel": channel}
+    return from_dict(doc)
+
+
+def test_engine_outputs_validate_against_their_schemas() -> None:
+    engine = Engine(load_funnels(list(PRESETS)))
+    journey = [
+        ("c1", "ad_click", 0, "paid_search"),  # enters b2b-sales, aida, customer-journey
+        ("c1", "content_download", 1, "email"),
+        ("c1", "purchase", 2, None),  # b2b: lead -> customer, skipping prospect
+        ("c1", "purchase", 3, None),  # nth=2: loyal_customer / advocacy
+        ("c2", "quote_requested", 0.5, "referral"),  # quote-to-deal request; stalls after 7 days
+        ("c2", "briefing_held", 9, None),  # reactivated into briefing
+        ("c2", "quote_rejected", 10, None),  # lost in briefing
+        ("c3", "page_view", 11, "organic"),
+    ]
+    outputs = []
+    for n, (contact, kind, day, channel) in enumerate(journey):
+        outputs += engine.observe(touch(n, contact, kind, day, channel))
+    outputs += engine.advance_to(touch(99, "c3", "page_view", 28).at)
+    documents = [orjson.loads(orjson.dumps(output)) for output in outputs]
+    for doc in documents:
+        errors = [error.message for error in validator(doc["kind"]).iter_errors(doc)]
+        assert errors == [], doc
+    kinds = {(doc["kind"], doc.get("reason")) for doc in documents}
+    assert kinds == {("transition", None), ("dropoff", "lost"), ("dropoff", "stalled")}
+    assert any(doc.get("reactivated") for doc in documents)
+    assert any(doc.get("skipped") for doc in documents)
+
+
+@pytest.mark.parametrize("reason", REASONS)
+@pytest.mark.parametrize(
+    ("payload", "source", "key"),
+    [
+        pytest.param(b'{"event_id": 1}', file_source("touchpoints.jsonl", 3), None, id="file-utf8"),
+        pytest.param(b"\xff\xfe{", file_source("-", 1), None, id="stdin-binary"),
+        pytest.param(b"[1, 2]", topic_source("touchpoints", 0, 0), b"contact-9", id="topic-utf8-key"),
+        pytest.param(b"\x80", topic_source("touchpoints", 11, 123456789), b"\xc3\x28", id="topic-binary-key"),
+        pytest.param(b"", topic_source("touchpoints", 2, 7), None, id="topic-empty-no-key"),
+    ],
+)
+def test_dead_letters_validate(reason: str, payload: bytes, source: dict[str, Any], key: bytes | None) -> None:
+    doc = orjson.loads(orjson.dumps(dead_letter(reason, "what is wrong", payload, source, key)))
+    errors = [error.message for error in validator("deadletter").iter_errors(doc)]
+    assert errors == []
