@@ -1,0 +1,220 @@
+"""`funnel-processor simulate`: seeded synthetic touchpoints for any funnels, as JSONL.
+
+The touchpoints come from `processor.simgen.generate` (pure, in event-time order);
+this module only parses the options and writes the lines. A topic writer can reuse
+the same generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from processor.definitions import load_file, load_funnels
+from processor.funnel.definition import DefinitionError, Funnel
+from processor.funnel.timefmt import parse_duration, parse_time, seconds
+from processor.simgen import Config, FunnelPlan, generate, plan_for
+
+# A per-stage setting: (funnel name or None for every funnel with that stage, stage, value).
+StageSetting = tuple[str | None, str, Any]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="write seeded synthetic touchpoints for one or more funnels",
+        description="Synthetic touchpoints: contacts walking funnels with chosen per-stage conversion "
+        "probabilities and delays, sorted by occurred_at. Same seed and options, same bytes.",
+    )
+    parser.add_argument("--funnel", action="append", default=[], metavar="NAME", help="a preset (repeatable)")
+    parser.add_argument("--funnel-file", action="append", default=[], metavar="PATH", help="a definition file")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--contacts", type=_positive_int, metavar="N", help="how many contacts walk the funnels")
+    size.add_argument("--touchpoints", type=_positive_int, metavar="N", help="exactly N lines instead")
+    parser.add_argument("--seed", type=int, required=True, help="same seed and options, same file")
+    parser.add_argument("--start", type=_time, default="2026-01-01T00:00:00Z", help="RFC 3339 (default %(default)s)")
+    parser.add_argument("--days", type=_positive_float, default=1.0, help="days in which contacts enter (default 1)")
+    parser.add_argument("--output", default="-", metavar="FILE", help="JSONL file, '-' for stdout (default)")
+    parser.add_argument(
+        "--conversion",
+        action="append",
+        default=[],
+        type=_stage_probability,
+        metavar="[FUNNEL:]STAGE=P",
+        help="probability of moving on from STAGE (default 0.5)",
+    )
+    parser.add_argument(
+        "--delay",
+        action="append",
+        default=[],
+        type=_stage_duration,
+        metavar="[FUNNEL:]STAGE=DURATION",
+        help="mean time in STAGE before moving on (default 40%% of its stall_after, else 2d)",
+    )
+    defaults = Config(seed=0, contacts=1)
+    for name, help_text in (
+        ("lost-rate", "a contact that does not move on sends a lost touchpoint"),
+        ("duplicate-rate", "a touchpoint is sent twice (same event_id, same body)"),
+        ("noise-rate", "chance of each further touchpoint that moves nothing, per stage visit"),
+        ("skip-rate", "a contact that moves on skips a stage"),
+    ):
+        default = getattr(defaults, name.replace("-", "_"))
+        parser.add_argument(
+            f"--{name}", type=_probability, default=default, metavar="P", help=f"{help_text} (default {default})"
+        )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    funnels = _funnels(args.funnel, args.funnel_file)
+    try:
+        plans = _plans(funnels, args.conversion, args.delay)
+    except ValueError as exc:
+        print(f"funnel-processor simulate: {exc}", file=sys.stderr)
+        return 2
+    config = Config(
+        seed=args.seed,
+        contacts=args.contacts,
+        touchpoints=args.touchpoints,
+        days=args.days,
+        lost_rate=args.lost_rate,
+        duplicate_rate=args.duplicate_rate,
+        noise_rate=args.noise_rate,
+        skip_rate=args.skip_rate,
+    )
+    touchpoints = generate(plans, config, args.start)
+    try:
+        if args.output == "-":
+            stats = write_lines(touchpoints, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with Path(args.output).open("wb", buffering=1 << 16) as out:
+                stats = write_lines(touchpoints, out)
+    except ValueError as exc:  # the funnels' rules cannot be met by any touchpoint
+        print(f"funnel-processor simulate: {exc}", file=sys.stderr)
+        return 2
+    print(f"funnel-processor simulate: {stats.summary()}", file=sys.stderr)
+    return 0
+
+
+@dataclass
+class WriteStats:
+    contacts: int = 0
+    touchpoints: int = 0
+    duplicates: int = 0
+    first: str | None = None
+    last: str | None = None
+
+    def summary(self) -> str:
+        span = "no touchpoints"
+        if self.first is not None and self.last is not None:
+            days = seconds(parse_time(self.last) - parse_time(self.first)) / 86_400
+            span = f"{self.first} .. {self.last} ({days:.1f} days)"
+        return f"{self.contacts} contacts, {self.touchpoints} touchpoints ({self.duplicates} duplicates), {span}"
+
+
+def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes]) -> WriteStats:
+    """One JSON object per line, as they come; counts what was written."""
+    stats = WriteStats()
+    ids: set[str] = set()
+    contacts: set[str] = set()
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    for tp in touchpoints:
+        out.write(dumps(tp, option=newline))
+        if tp["event_id"] in ids:
+            stats.duplicates += 1
+        ids.add(tp["event_id"])
+        contacts.add(tp["contact_id"])
+        if stats.first is None:
+            stats.first = tp["occurred_at"]
+        stats.last = tp["occurred_at"]
+    stats.touchpoints, stats.contacts = len(ids) + stats.duplicates, len(contacts)
+    return stats
+
+
+def _funnels(names: Sequence[str], paths: Sequence[str]) -> list[Funnel]:
+    if not names and not paths:
+        raise DefinitionError("simulate", "", "name at least one --funnel or --funnel-file")
+    funnels = load_funnels(names) + [load_file(p) for p in paths]
+    seen: set[str] = set()
+    for funnel in funnels:
+        if funnel.name in seen:
+            raise DefinitionError(funnel.name, "name", f"funnel {funnel.name!r} is configured twice")
+        seen.add(funnel.name)
+    return funnels
+
+
+def _plans(
+    funnels: Sequence[Funnel], conversion: Sequence[StageSetting], delay: Sequence[StageSetting]
+) -> list[FunnelPlan]:
+    per_funnel: dict[str, tuple[dict[str, float], dict[str, int]]] = {f.name: ({}, {}) for f in funnels}
+    for index, settings in ((0, conversion), (1, delay)):
+        for funnel_name, stage, value in settings:
+            if funnel_name is not None and funnel_name not in per_funnel:
+                raise ValueError(f"no funnel {funnel_name!r} is being simulated")
+            targets = [f for f in funnels if (f.name == funnel_name if funnel_name else stage in f.stages)]
+            if not targets:
+                raise ValueError(f"no simulated funnel has a stage {stage!r}")
+            for funnel in targets:
+                per_funnel[funnel.name][index][stage] = value
+    return [plan_for(f, *per_funnel[f.name]) for f in funnels]
+
+
+def _split(text: str) -> tuple[str | None, str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected [FUNNEL:]STAGE=VALUE, got {text!r}")
+    funnel, colon, stage = key.rpartition(":")
+    return (funnel if colon else None), stage, value
+
+
+def _stage_probability(text: str) -> StageSetting:
+    funnel, stage, value = _split(text)
+    return funnel, stage, _probability(value)
+
+
+def _stage_duration(text: str) -> StageSetting:
+    funnel, stage, value = _split(text)
+    try:
+        return funnel, stage, parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _time(text: str) -> int:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
