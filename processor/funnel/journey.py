@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from processor.funnel.definition import Funnel
 from processor.funnel.outputs import (
@@ -43,6 +43,7 @@ class Touch(NamedTuple):
     channel: str | None
     campaign: str | None
     at: int
+    when: str  # `at` as RFC 3339 UTC text, kept so outputs need not format it again
 
 
 class Position(NamedTuple):
@@ -60,7 +61,8 @@ class ContactState(NamedTuple):
     recent: tuple[Touch, ...]  # the last RECENT touchpoints, oldest first
     last_at: int  # the latest occurred_at seen
     counts: Mapping[str, int]  # touchpoints per type, for types an `nth` rule needs
-    seen: tuple[tuple[int, int], ...]  # (event id hash, occurred_at), oldest first
+    seen_ids: tuple[int, ...]  # hashes of the event ids remembered for dedup, in arrival order
+    seen_at: tuple[int, ...]  # their occurred_at, in the same order
     positions: Mapping[str, Position]  # funnel name -> position; absent before entry
 
 
@@ -71,10 +73,10 @@ def event_hash(event_id: str) -> int:
 
 def is_duplicate(state: ContactState | None, digest: int, limits: Limits) -> bool:
     """Whether the contact already sent the event id hashed to `digest` within the horizon."""
-    if state is None or not state.seen:
+    if state is None or digest not in state.seen_ids:  # a C-level scan: the common case
         return False
     cutoff = state.last_at - limits.dedup_horizon_us
-    return any(h == digest and at >= cutoff for h, at in state.seen)
+    return any(h == digest and at >= cutoff for h, at in zip(state.seen_ids, state.seen_at, strict=True))
 
 
 def counted_types(funnels: Sequence[Funnel]) -> dict[str, int]:
@@ -91,12 +93,12 @@ def _summary(touch: Touch) -> TouchSummary:
         "type": touch.type,
         "channel": touch.channel,
         "campaign": touch.campaign,
-        "occurred_at": format_time(touch.at),
+        "occurred_at": touch.when,
     }
 
 
 def _recent(touches: Sequence[Touch]) -> list[RecentTouch]:
-    return [{"type": t.type, "channel": t.channel, "occurred_at": format_time(t.at)} for t in touches]
+    return [{"type": t.type, "channel": t.channel, "occurred_at": t.when} for t in touches]
 
 
 def advance(
@@ -112,28 +114,33 @@ def advance(
     `counted` is `counted_types(funnels)` and `digest` is `event_hash(tp.event_id)`,
     both passed in so that callers compute them once.
     """
-    touch = Touch(tp.type, tp.channel, tp.campaign, tp.at)
+    touch = Touch(tp.type, tp.channel, tp.campaign, tp.at, tp.when)
     if state is None:
         first, previous, last_at = touch, None, tp.at
         recent: tuple[Touch, ...] = (touch,)
         counts: Mapping[str, int] = {}
-        seen: tuple[tuple[int, int], ...] = ()
+        seen_ids: tuple[int, ...] = ()
+        seen_at: tuple[int, ...] = ()
         positions: Mapping[str, Position] = {}
     else:
         first, previous = state.first, state.recent[-1]
         recent = (*state.recent[1 - RECENT :], touch) if len(state.recent) >= RECENT else (*state.recent, touch)
         last_at = tp.at if tp.at > state.last_at else state.last_at
-        counts, seen, positions = state.counts, state.seen, state.positions
+        counts, positions = state.counts, state.positions
+        seen_ids, seen_at = state.seen_ids, state.seen_at
 
     cap = counted.get(tp.type)
     if cap is not None:
         counts = {**counts, tp.type: min(counts.get(tp.type, 0) + 1, cap)}
     cutoff = last_at - limits.dedup_horizon_us
-    if len(seen) >= limits.dedup_capacity or (seen and seen[0][1] < cutoff):
-        keep = limits.dedup_capacity - 1
-        kept = tuple(e for e in seen if e[1] >= cutoff)
-        seen = kept[len(kept) - keep :] if len(kept) > keep else kept
-    seen = (*seen, (event_hash(tp.event_id) if digest is None else digest, tp.at))
+    # Forget ids past the horizon (oldest arrivals first) and beyond the capacity.
+    start = max(0, len(seen_ids) + 1 - limits.dedup_capacity)
+    while start < len(seen_at) and seen_at[start] < cutoff:
+        start += 1
+    if start:
+        seen_ids, seen_at = seen_ids[start:], seen_at[start:]
+    seen_ids = (*seen_ids, event_hash(tp.event_id) if digest is None else digest)
+    seen_at = (*seen_at, tp.at)
 
     outputs: list[Output] = []
     changed: dict[str, Position] | None = None
@@ -147,46 +154,15 @@ def advance(
         new_pos, kind = step
         seq = new_pos.sequence
         if kind == "transition":
-            assert new_pos is not None
-            outputs.append(
-                StageTransitioned(
-                    id=output_id(funnel.name, tp.contact_id, seq),
-                    funnel=funnel.name,
-                    contact_id=tp.contact_id,
-                    from_stage=None if pos is None else funnel.stages[pos.stage],
-                    to_stage=funnel.stages[new_pos.stage],
-                    skipped=[] if pos is None else list(funnel.stages[pos.stage + 1 : new_pos.stage]),
-                    occurred_at=format_time(tp.at),
-                    time_in_previous_stage_s=None if pos is None else seconds(tp.at - pos.entered_at),
-                    since_funnel_entry_s=seconds(tp.at - new_pos.entry_at),
-                    trigger={"event_id": tp.event_id, "type": tp.type, "channel": tp.channel, "campaign": tp.campaign},
-                    first_touch=_summary(first),
-                    last_touch=None if previous is None else _summary(previous),
-                    sequence=seq,
-                    reactivated=pos is not None and pos.dropped,
-                )
-            )
+            outputs.append(_transition(funnel, tp, pos, new_pos, first, previous))
         else:
             assert pos is not None
-            outputs.append(
-                DroppedOff(
-                    id=output_id(funnel.name, tp.contact_id, seq),
-                    funnel=funnel.name,
-                    contact_id=tp.contact_id,
-                    stage=funnel.stages[pos.stage],
-                    reason="lost",
-                    entered_stage_at=format_time(pos.entered_at),
-                    last_touch_at=format_time(last_at),
-                    occurred_at=format_time(tp.at),
-                    time_in_stage_s=seconds(tp.at - pos.entered_at),
-                    recent_touchpoints=_recent(recent),
-                    sequence=seq,
-                )
-            )
+            outputs.append(_dropoff(funnel, tp.contact_id, pos, "lost", tp.at, tp.when, last_at, recent, seq))
         if changed is None:
             changed = dict(positions)
         changed[funnel.name] = new_pos
-    return ContactState(first, recent, last_at, counts, seen, positions if changed is None else changed), outputs
+    final = positions if changed is None else changed
+    return ContactState(first, recent, last_at, counts, seen_ids, seen_at, final), outputs
 
 
 def _step(
@@ -207,6 +183,55 @@ def _step(
         if rule.matches(tp.channel, tp.properties, 1):
             return pos._replace(dropped=True, sequence=pos.sequence + 1), "lost"
     return None
+
+
+def _transition(
+    funnel: Funnel, tp: Touchpoint, pos: Position | None, new: Position, first: Touch, previous: Touch | None
+) -> StageTransitioned:
+    return {
+        "kind": "transition",
+        "id": output_id(funnel.name, tp.contact_id, new.sequence),
+        "funnel": funnel.name,
+        "contact_id": tp.contact_id,
+        "from_stage": None if pos is None else funnel.stages[pos.stage],
+        "to_stage": funnel.stages[new.stage],
+        "skipped": [] if pos is None else list(funnel.stages[pos.stage + 1 : new.stage]),
+        "occurred_at": tp.when,
+        "time_in_previous_stage_s": None if pos is None else seconds(tp.at - pos.entered_at),
+        "since_funnel_entry_s": seconds(tp.at - new.entry_at),
+        "trigger": {"event_id": tp.event_id, "type": tp.type, "channel": tp.channel, "campaign": tp.campaign},
+        "first_touch": _summary(first),
+        "last_touch": None if previous is None else _summary(previous),
+        "sequence": new.sequence,
+        "reactivated": pos is not None and pos.dropped,
+    }
+
+
+def _dropoff(
+    funnel: Funnel,
+    contact_id: str,
+    pos: Position,
+    reason: Literal["lost", "stalled"],
+    at: int,
+    at_text: str,
+    last_at: int,
+    recent: Sequence[Touch],
+    seq: int,
+) -> DroppedOff:
+    return {
+        "kind": "dropoff",
+        "id": output_id(funnel.name, contact_id, seq),
+        "funnel": funnel.name,
+        "contact_id": contact_id,
+        "stage": funnel.stages[pos.stage],
+        "reason": reason,
+        "entered_stage_at": format_time(pos.entered_at),
+        "last_touch_at": format_time(last_at),
+        "occurred_at": at_text,
+        "time_in_stage_s": seconds(at - pos.entered_at),
+        "recent_touchpoints": _recent(recent),
+        "sequence": seq,
+    }
 
 
 def _deadline(funnel: Funnel, pos: Position) -> int | None:
@@ -248,18 +273,8 @@ def expire(
         seq = pos.sequence + 1
         positions[funnel.name] = pos._replace(dropped=True, sequence=seq)
         outputs.append(
-            DroppedOff(
-                id=output_id(funnel.name, contact_id, seq),
-                funnel=funnel.name,
-                contact_id=contact_id,
-                stage=funnel.stages[pos.stage],
-                reason="stalled",
-                entered_stage_at=format_time(pos.entered_at),
-                last_touch_at=format_time(state.last_at),
-                occurred_at=format_time(deadline),
-                time_in_stage_s=seconds(deadline - pos.entered_at),
-                recent_touchpoints=_recent(state.recent),
-                sequence=seq,
+            _dropoff(
+                funnel, contact_id, pos, "stalled", deadline, format_time(deadline), state.last_at, state.recent, seq
             )
         )
     return state._replace(positions=positions), outputs

@@ -26,11 +26,41 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# "YYYY-MM-DDTHH:MM:SSZ" (what most producers send): hours 00-23, minutes and seconds 00-59.
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ")
+
+
+@lru_cache(maxsize=1024)
+def _midnight(day: str) -> int:
+    """'YYYY-MM-DD' -> microseconds at 00:00 UTC; ValueError for a date that does not exist."""
+    return (datetime.fromisoformat(day + "T00:00:00+00:00") - _EPOCH) // _ONE_US
+
+
 def parse_time(text: str) -> int:
     """RFC 3339 timestamp with offset -> microseconds since the epoch.
 
     Raises ValueError with a readable message when the text is not one.
     """
+    return parse_time_text(text)[0]
+
+
+def parse_time_text(text: str) -> tuple[int, str]:
+    """Like parse_time, also giving the time as `format_time` writes it.
+
+    Text already in that form ("2026-01-01T10:00:00Z") is returned as it is, so the
+    outputs that repeat a touchpoint's time cost no formatting.
+    """
+    if len(text) == 20 and _CANONICAL.fullmatch(text):
+        try:
+            midnight = _midnight(text[:10])
+        except ValueError:
+            raise ValueError(f"{text!r} is not a valid date and time") from None
+        return midnight + (int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])) * US_PER_S, text
+    us = _parse_general(text)
+    return us, format_time(us)
+
+
+def _parse_general(text: str) -> int:
     if not _RFC3339.fullmatch(text):
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp with an offset")
     if text[-1] in "zZ":
@@ -52,11 +82,12 @@ def parse_time(text: str) -> int:
     return us
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _day(days: int) -> str:
     return (_EPOCH.date() + timedelta(days=days)).isoformat()
 
 
+@lru_cache(maxsize=65536)  # outputs repeat times: entry, first and recent touches
 def format_time(us: int) -> str:
     """Microseconds since the epoch -> RFC 3339 in UTC with a "Z" (fraction only if any)."""
     days, rest = divmod(us, _US_PER_DAY)

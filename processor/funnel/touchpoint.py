@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from processor.funnel.timefmt import parse_time
+from processor.funnel.timefmt import parse_time_text
 
 MAX_RECORD_BYTES = 64 * 1024
 
@@ -39,12 +39,13 @@ class Touchpoint(NamedTuple):
     contact_id: str
     type: str
     at: int  # occurred_at, microseconds since the epoch
+    when: str  # occurred_at as RFC 3339 UTC text ("...Z"), as outputs write it
     channel: str | None = None
     campaign: str | None = None
     properties: dict[str, Any] | None = None
 
 
-def _string(doc: dict[str, Any], name: str, limit: int) -> str:
+def _string(doc: dict[str, Any], name: str, limit: int) -> None:
     value = doc.get(name)
     if value is None:
         raise Invalid(MISSING_FIELD, f"required field {name!r} is missing")
@@ -52,14 +53,12 @@ def _string(doc: dict[str, Any], name: str, limit: int) -> str:
         raise Invalid(WRONG_TYPE, f"field {name!r} must be a string, got {_kind(value)}")
     if not 0 < len(value) <= limit:
         raise Invalid(BAD_VALUE, f"field {name!r} must be 1 to {limit} characters, got {len(value)}")
-    return value
 
 
-def _optional(doc: dict[str, Any], name: str) -> str | None:
+def _optional(doc: dict[str, Any], name: str) -> None:
     value = doc.get(name)
-    if value is None or type(value) is str:
-        return value
-    raise Invalid(WRONG_TYPE, f"field {name!r} must be a string, got {_kind(value)}")
+    if value is not None and type(value) is not str:
+        raise Invalid(WRONG_TYPE, f"field {name!r} must be a string, got {_kind(value)}")
 
 
 def _kind(value: Any) -> str:
@@ -74,25 +73,53 @@ def _kind(value: Any) -> str:
 
 
 def from_dict(doc: Any) -> Touchpoint:
-    """Check a decoded JSON value and build the Touchpoint it describes."""
+    """Check a decoded JSON value and build the Touchpoint it describes.
+
+    One pass of cheap checks accepts a well-formed touchpoint; only a record that
+    fails them goes through `_refuse`, which finds and names what is wrong.
+    """
+    if type(doc) is dict:
+        event_id, contact_id, kind = doc.get("event_id"), doc.get("contact_id"), doc.get("type")
+        when, channel, campaign = doc.get("occurred_at"), doc.get("channel"), doc.get("campaign")
+        properties = doc.get("properties")
+        if (
+            type(event_id) is str
+            and type(contact_id) is str
+            and type(kind) is str
+            and type(when) is str
+            and 0 < len(event_id) <= 128
+            and 0 < len(contact_id) <= 128
+            and 0 < len(kind) <= 64
+            and (channel is None or type(channel) is str)
+            and (campaign is None or type(campaign) is str)
+            and (properties is None or type(properties) is dict)
+        ):
+            try:
+                at, text = parse_time_text(when)
+            except ValueError as exc:
+                raise Invalid(BAD_TIMESTAMP, f"field 'occurred_at': {exc}") from None
+            return Touchpoint(event_id, contact_id, kind, at, text, channel, campaign, properties)
+    _refuse(doc)
+    raise AssertionError("unreachable: _refuse always raises")
+
+
+def _refuse(doc: Any) -> None:
+    """Raise Invalid naming the first problem of a record the fast checks refused."""
     if type(doc) is not dict:
         raise Invalid(NOT_OBJECT, f"a touchpoint must be a JSON object, got {_kind(doc)}")
-    event_id = _string(doc, "event_id", 128)
-    contact_id = _string(doc, "contact_id", 128)
-    kind = _string(doc, "type", 64)
+    _string(doc, "event_id", 128)
+    _string(doc, "contact_id", 128)
+    _string(doc, "type", 64)
     when = doc.get("occurred_at")
     if when is None:
         raise Invalid(MISSING_FIELD, "required field 'occurred_at' is missing")
     if type(when) is not str:
         raise Invalid(WRONG_TYPE, f"field 'occurred_at' must be a string, got {_kind(when)}")
-    try:
-        at = parse_time(when)
-    except ValueError as exc:
-        raise Invalid(BAD_TIMESTAMP, f"field 'occurred_at': {exc}") from None
     properties = doc.get("properties")
     if properties is not None and type(properties) is not dict:
         raise Invalid(WRONG_TYPE, f"field 'properties' must be an object, got {_kind(properties)}")
-    return Touchpoint(event_id, contact_id, kind, at, _optional(doc, "channel"), _optional(doc, "campaign"), properties)
+    _optional(doc, "channel")
+    _optional(doc, "campaign")
 
 
 def decode(raw: bytes) -> Touchpoint:
