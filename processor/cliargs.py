@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from processor.definitions import PRESETS, load_funnels
-from processor.funnel.definition import Funnel
+from processor.funnel.definition import DefinitionError, Funnel
 from processor.funnel.timefmt import parse_duration, parse_time
 
 
@@ -37,7 +37,7 @@ def funnels_from(args: argparse.Namespace) -> list[Funnel]:
     specs: Sequence[str] | None = args.funnel_specs
     if not specs:
         if not args.funnels_default_all:
-            raise SystemExit("funnel-processor: name at least one --funnel or --funnel-file")
+            raise DefinitionError("command line", "", "name at least one --funnel or --funnel-file")
         specs = PRESETS
     return load_funnels(specs)
 

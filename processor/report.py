@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from processor.definitions import PRESETS, load_funnels
+from processor.cliargs import add_funnel_options, funnels_from
 from processor.funnelstats import DROPOFF, DUPLICATE, SKIPPED, TRANSITION, BadRecord, FunnelStats, FunnelTable, plan
 
 MAX_WARNINGS = 20  # malformed lines described on stderr; the rest are only counted
@@ -46,8 +46,7 @@ def register(subparsers: Any) -> None:
         description="Per stage: contacts entered, converted (%%), dropped (stalled / lost), median time in "
         "stage, reached; and the entries needed at the top for a target at a stage at current rates.",
     )
-    parser.add_argument("--funnel", action="append", metavar="NAME", help="a preset funnel (repeatable)")
-    parser.add_argument("--funnel-file", action="append", metavar="PATH", help="a funnel definition file (repeatable)")
+    add_funnel_options(parser)
     parser.add_argument(
         "--input", action="append", metavar="FILE", help="transition/drop-off JSONL, '-' for stdin (repeatable)"
     )
@@ -68,8 +67,8 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    specs = [*(args.funnel or ()), *(args.funnel_file or ())]
-    funnels = load_funnels(specs or PRESETS)
+    specs = args.funnel_specs  # None: every preset with records, then other funnels seen
+    funnels = funnels_from(args)
     reading = Reading()
     for path in args.input or ["-"]:
         try:

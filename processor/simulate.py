@@ -16,8 +16,8 @@ from typing import IO, Any
 
 import orjson
 
-from processor.definitions import load_file, load_funnels
-from processor.funnel.definition import DefinitionError, Funnel
+from processor.cliargs import add_funnel_options, funnels_from
+from processor.funnel.definition import Funnel
 from processor.funnel.timefmt import parse_duration, parse_time, seconds
 from processor.simgen import Config, FunnelPlan, generate, plan_for
 
@@ -32,8 +32,7 @@ def register(subparsers: Any) -> None:
         description="Synthetic touchpoints: contacts walking funnels with chosen per-stage conversion "
         "probabilities and delays, sorted by occurred_at. Same seed and options, same bytes.",
     )
-    parser.add_argument("--funnel", action="append", default=[], metavar="NAME", help="a preset (repeatable)")
-    parser.add_argument("--funnel-file", action="append", default=[], metavar="PATH", help="a definition file")
+    add_funnel_options(parser, default_all=False)
     size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--contacts", type=_positive_int, metavar="N", help="how many contacts walk the funnels")
     size.add_argument("--touchpoints", type=_positive_int, metavar="N", help="exactly N lines instead")
@@ -72,7 +71,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    funnels = _funnels(args.funnel, args.funnel_file)
+    funnels = funnels_from(args)
     try:
         plans = _plans(funnels, args.conversion, args.delay)
     except ValueError as exc:
@@ -136,18 +135,6 @@ def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes]) -> WriteS
         stats.last = tp["occurred_at"]
     stats.touchpoints, stats.contacts = len(ids) + stats.duplicates, len(contacts)
     return stats
-
-
-def _funnels(names: Sequence[str], paths: Sequence[str]) -> list[Funnel]:
-    if not names and not paths:
-        raise DefinitionError("simulate", "", "name at least one --funnel or --funnel-file")
-    funnels = load_funnels(names) + [load_file(p) for p in paths]
-    seen: set[str] = set()
-    for funnel in funnels:
-        if funnel.name in seen:
-            raise DefinitionError(funnel.name, "name", f"funnel {funnel.name!r} is configured twice")
-        seen.add(funnel.name)
-    return funnels
 
 
 def _plans(
