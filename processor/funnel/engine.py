@@ -40,9 +40,10 @@ class Engine:
         self.limits = limits or Limits()
         self.counted = counted_types(self.funnels)
         self.store: MutableMapping[str, ContactState] = {} if store is None else store
-        self.clock: int | None = None
+        self.clock: int | None = None  # event time, possibly advanced further by advance_to
+        self.latest: int | None = None  # the largest occurred_at seen
         self.duplicates = 0  # touchpoints ignored as duplicates
-        self.late = 0  # touchpoints older than the clock when they arrived
+        self.late = 0  # touchpoints older than the latest one seen before them
         self._timers: list[tuple[int, str]] = []
 
     def observe(self, tp: Touchpoint) -> list[Output]:
@@ -52,10 +53,12 @@ class Engine:
         if is_duplicate(state, digest, self.limits):
             self.duplicates += 1
             return []
+        if self.latest is None or tp.at >= self.latest:
+            self.latest = tp.at
+        else:
+            self.late += 1
         if self.clock is None or tp.at > self.clock:
             self.clock = tp.at
-        elif tp.at < self.clock:
-            self.late += 1
         outputs = self._fire_due() if self._timers and self._timers[0][0] < self.clock else []
         if outputs:  # firing may have changed this contact's state
             state = self.store.get(tp.contact_id)

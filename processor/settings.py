@@ -1,0 +1,234 @@
+"""Worker configuration, read once from FUNNEL_* environment variables.
+
+This is the only place the worker's configuration is read. Every value is checked when
+the settings are built (from the environment or directly), and a bad one stops the
+worker with a message naming the variable, the value (secrets masked) and what is
+wrong. The funnel core never sees these settings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from processor import settingvalues as values
+from processor.definitions import PRESETS, load_funnels
+from processor.funnel.definition import DefinitionError
+from processor.funnel.timefmt import parse_duration
+from processor.settingvalues import Check, Secret
+
+__all__ = ["ENV_VARS", "Secret", "Settings", "SettingsError"]
+
+PREFIX = "FUNNEL_"
+# Variables the test suite reads (e.g. FUNNEL_TEST_BROKER); a worker started by it inherits them.
+IGNORED_PREFIX = "FUNNEL_TEST_"
+_WILDCARD_BINDS = frozenset({"0.0.0.0", "::"})  # noqa: S104  (recognised, not bound)
+STORES = ("rocksdb", "memory")
+GUARANTEES = ("at_least_once", "exactly_once")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; the message starts with the variable's name."""
+
+
+@dataclass(frozen=True)
+class _Var:
+    field: str
+    check: Check
+    parse: Callable[[str], Any] = str  # environment text -> typed value
+    show: Callable[[Any], str] = str  # typed value -> what describe() prints
+
+
+_TOPICS = ("TOUCHPOINTS", "TRANSITIONS", "DROPOFFS", "DEADLETTER", "TICKS")
+_VARS: dict[str, _Var] = {
+    "FUNNEL_BROKER_URL": _Var("broker_url", values.brokers),
+    "FUNNEL_FUNNELS": _Var("funnels", values.funnel_specs, values.funnel_list, ",".join),
+    **{f"FUNNEL_TOPIC_{name}": _Var(f"topic_{name.lower()}", values.topic) for name in _TOPICS},
+    "FUNNEL_APP_ID": _Var("app_id", values.topic),
+    "FUNNEL_PARTITIONS": _Var("partitions", values.between(1, 1024), values.whole),
+    "FUNNEL_REPLICATION_FACTOR": _Var("replication_factor", values.between(1, 16), values.whole),
+    "FUNNEL_WEB_PORT": _Var("web_port", values.between(1, 65535), values.whole),
+    "FUNNEL_WEB_BIND": _Var("web_bind", values.host),
+    "FUNNEL_WEB_HOST": _Var("web_host", values.host_or_derived),
+    "FUNNEL_DATA_DIR": _Var("data_dir", values.directory, Path),
+    "FUNNEL_STORE": _Var("store", values.one_of(*STORES)),
+    "FUNNEL_PROCESSING_GUARANTEE": _Var("processing_guarantee", values.one_of(*GUARANTEES)),
+    "FUNNEL_DEDUP_HORIZON": _Var("dedup_horizon_us", values.positive, parse_duration, values.duration_text),
+    "FUNNEL_TICK_INTERVAL": _Var("tick_interval_s", values.positive, values.seconds, values.seconds_text),
+    "FUNNEL_IDLE_AFTER": _Var("idle_after_s", values.positive, values.seconds, values.seconds_text),
+    "FUNNEL_SESSION_TIMEOUT": _Var("session_timeout_s", values.positive, values.seconds, values.seconds_text),
+    "FUNNEL_LOG_LEVEL": _Var("log_level", values.one_of(*LOG_LEVELS)),
+    "FUNNEL_SECURITY_PROTOCOL": _Var("security_protocol", values.one_of(*PROTOCOLS)),
+    "FUNNEL_SASL_MECHANISM": _Var("sasl_mechanism", values.optional(values.one_of(*SASL_MECHANISMS))),
+    "FUNNEL_SASL_USERNAME": _Var("sasl_username", values.optional(values.name)),
+    "FUNNEL_SASL_PASSWORD": _Var("sasl_password", values.optional(values.secret), Secret),
+    "FUNNEL_SSL_CAFILE": _Var("ssl_cafile", values.optional(values.existing_file), Path),
+    "FUNNEL_SSL_CERTFILE": _Var("ssl_certfile", values.optional(values.existing_file), Path),
+    "FUNNEL_SSL_KEYFILE": _Var("ssl_keyfile", values.optional(values.existing_file), Path),
+    "FUNNEL_SSL_KEY_PASSWORD": _Var("ssl_key_password", values.optional(values.secret), Secret),
+}
+ENV_VARS: frozenset[str] = frozenset(_VARS)
+_SASL_VARS = ("FUNNEL_SASL_MECHANISM", "FUNNEL_SASL_USERNAME", "FUNNEL_SASL_PASSWORD")
+_SSL_VARS = ("FUNNEL_SSL_CAFILE", "FUNNEL_SSL_CERTFILE", "FUNNEL_SSL_KEYFILE", "FUNNEL_SSL_KEY_PASSWORD")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The worker's configuration; see ENV for the variable that sets each field."""
+
+    broker_url: str = "kafka://127.0.0.1:9092"
+    funnels: tuple[str, ...] = PRESETS
+    topic_touchpoints: str = "touchpoints"
+    topic_transitions: str = "funnel.transitions"
+    topic_dropoffs: str = "funnel.dropoffs"
+    topic_deadletter: str = "funnel.deadletter"
+    topic_ticks: str = "funnel-processor-ticks"  # internal clock ticks, co-partitioned with touchpoints
+    app_id: str = "funnel-processor"  # consumer group and table changelog prefix
+    partitions: int = 8
+    replication_factor: int = 1
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    web_host: str = ""  # how other workers reach this one; "" = web_bind, or the hostname for a wildcard bind
+    data_dir: Path = Path("data")
+    store: str = "rocksdb"
+    processing_guarantee: str = "at_least_once"
+    dedup_horizon_us: int = parse_duration("24h")
+    tick_interval_s: float = 1.0
+    idle_after_s: float = 5.0
+    session_timeout_s: float = 30.0
+    log_level: str = "info"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: Secret | None = None
+
+    ENV: ClassVar[Mapping[str, str]] = MappingProxyType({var: spec.field for var, spec in _VARS.items()})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from FUNNEL_* variables (default: os.environ); an empty variable counts as unset."""
+        env = os.environ if environ is None else environ
+        _refuse_unknown(env)
+        given: dict[str, Any] = {}
+        for var, spec in _VARS.items():
+            raw = env.get(var, "")
+            text = raw if spec.parse is Secret else raw.strip()  # a password keeps its spaces
+            if text:
+                try:
+                    given[spec.field] = spec.parse(text)
+                except ValueError as exc:
+                    raise SettingsError(f"{var}: {exc}") from None
+        return cls(**given)
+
+    def __post_init__(self) -> None:
+        for var, spec in _VARS.items():
+            try:
+                object.__setattr__(self, spec.field, spec.check(getattr(self, spec.field)))
+            except ValueError as exc:
+                raise SettingsError(f"{var}: {exc}") from None
+        if not self.web_host:
+            host = socket.gethostname() if self.web_bind in _WILDCARD_BINDS else self.web_bind
+            object.__setattr__(self, "web_host", host)
+        self._check_topics_distinct()
+        self._check_security()
+        try:
+            load_funnels(self.funnels)
+        except DefinitionError as exc:
+            raise SettingsError(f"FUNNEL_FUNNELS: {exc}") from None
+
+    def _value(self, var: str) -> Any:
+        return getattr(self, _VARS[var].field)
+
+    def _check_topics_distinct(self) -> None:
+        seen: dict[str, str] = {}  # Kafka refuses topics whose names differ only by '.' against '_'
+        for var in (f"FUNNEL_TOPIC_{name}" for name in _TOPICS):
+            topic = self._value(var)
+            other = seen.setdefault(topic.replace(".", "_"), var)
+            if other == var:
+                continue
+            if self._value(other) == topic:
+                raise SettingsError(f"{var}: {topic!r} is already the topic of {other}")
+            raise SettingsError(
+                f"{var}: {topic!r} collides with {other} ({self._value(other)!r}): Kafka treats '.' and '_' alike"
+            )
+
+    def _check_security(self) -> None:
+        protocol = self.security_protocol
+        for group, applies, needs in (
+            (_SASL_VARS, protocol.startswith("SASL_"), "SASL_PLAINTEXT or SASL_SSL"),
+            (_SSL_VARS, protocol.endswith("SSL"), "SSL or SASL_SSL"),
+        ):
+            for var in group:
+                if self._value(var) is not None and not applies:
+                    raise SettingsError(
+                        f"{var}: '{self._value(var)}' is set, but FUNNEL_SECURITY_PROTOCOL is {protocol};"
+                        f" it applies only to {needs}"
+                    )
+        for var in _SASL_VARS:
+            if protocol.startswith("SASL_") and self._value(var) is None:
+                raise SettingsError(f"{var}: required when FUNNEL_SECURITY_PROTOCOL is {protocol}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            given, missing = ("CERTFILE", "KEYFILE") if self.ssl_keyfile is None else ("KEYFILE", "CERTFILE")
+            raise SettingsError(f"FUNNEL_SSL_{missing}: required with FUNNEL_SSL_{given} (they go together)")
+        if self.ssl_key_password is not None and self.ssl_keyfile is None:
+            raise SettingsError("FUNNEL_SSL_KEY_PASSWORD: '****' is set, but there is no FUNNEL_SSL_KEYFILE")
+
+    def describe(self) -> str:
+        """One 'FUNNEL_X = value' line per setting, secrets masked: for printing at start."""
+        lines = []
+        for var, spec in _VARS.items():
+            value = getattr(self, spec.field)
+            lines.append(f"{var} = {'(unset)' if value is None else spec.show(value)}")
+        return "\n".join(lines)
+
+    def broker_hosts(self) -> list[str]:
+        """['host:port', ...] in the order given."""
+        return self.broker_url.removeprefix("kafka://").split(";")
+
+    def faust_broker(self) -> str:
+        """'kafka://h1:p1;h2:p2', the broker URL list faust expects."""
+        return self.broker_url
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients: only the keys that apply, secrets revealed."""
+        config: dict[str, Any] = {"bootstrap_servers": self.broker_hosts(), "security_protocol": self.security_protocol}
+        if self.sasl_password is not None:  # set exactly when the protocol is SASL_*
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username
+            config["sasl_plain_password"] = self.sasl_password.reveal()
+        for key, path in (
+            ("ssl_cafile", self.ssl_cafile),
+            ("ssl_certfile", self.ssl_certfile),
+            ("ssl_keyfile", self.ssl_keyfile),
+        ):
+            if path is not None:
+                config[key] = str(path)
+        if self.ssl_key_password is not None:
+            config["ssl_password"] = self.ssl_key_password.reveal()
+        return config
+
+
+def _refuse_unknown(env: Mapping[str, str]) -> None:
+    """A FUNNEL_* variable the worker does not read is most likely a typo: refuse it, suggesting the closest."""
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper.startswith(IGNORED_PREFIX) or name in _VARS or not env[name]:
+            continue
+        # Compare what follows the prefix, which every name shares and would make all look alike.
+        suffixes = sorted(var.removeprefix(PREFIX) for var in _VARS)
+        close = difflib.get_close_matches(upper.removeprefix(PREFIX), suffixes, n=1)
+        hint = f"did you mean {PREFIX}{close[0]}?" if close else f"the variables read are {', '.join(sorted(_VARS))}"
+        raise SettingsError(f"{name}: not a setting this worker reads; {hint}")

@@ -1,0 +1,190 @@
+"""Single setting values: parsing environment text and checking typed values.
+
+A parser turns a variable's text into a typed value; a check takes a typed value
+(from a parser, or given directly to Settings) and returns it normalised, or raises
+ValueError saying what is wrong with it. Neither knows the variable's name: the
+caller puts it in front of the message. Nothing here ever shows a secret's value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from processor.funnel.timefmt import US_PER_S, parse_duration
+
+
+class Secret:
+    """A value that never prints: str() and repr() give '****'; reveal() gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "****"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+Check = Callable[[Any], Any]
+_TOPIC = re.compile(r"[A-Za-z0-9._-]+")
+_HOST = re.compile(r"[A-Za-z0-9._:-]+")
+_BROKER_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def whole(text: str) -> int:
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(text)
+
+
+def between(low: int, high: int) -> Check:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{value!r} is not a whole number")
+        if not low <= value <= high:
+            raise ValueError(f"'{value}' is not between {low} and {high}")
+        return value
+
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: Any) -> str:
+        for choice in choices:
+            if isinstance(value, str) and value.lower() == choice.lower():
+                return choice
+        raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+
+    return check
+
+
+def optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+def positive(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return value
+
+
+def topic(value: Any) -> str:
+    if not isinstance(value, str) or not _TOPIC.fullmatch(value) or value in (".", ".."):
+        raise ValueError(
+            f"{value!r} is not a Kafka topic name: use letters, digits, '.', '_' and '-' (not '.' or '..')"
+        )
+    if len(value) > 249:
+        raise ValueError(f"{value[:20]!r}... is longer than 249 characters")
+    return value
+
+
+def host(value: Any) -> str:
+    if not isinstance(value, str) or not _HOST.fullmatch(value):
+        raise ValueError(f"{value!r} is not a host name or address")
+    return value
+
+
+def host_or_derived(value: Any) -> str:
+    return "" if value == "" else host(value)
+
+
+def a_path(value: Any) -> Path:
+    if not isinstance(value, str | Path) or str(value) == "":
+        raise ValueError(f"{value!r} is not a path")
+    return Path(value)
+
+
+def directory(value: Any) -> Path:
+    path = a_path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"'{path}' exists and is not a directory")
+    return path
+
+
+def existing_file(value: Any) -> Path:
+    path = a_path(value)
+    if not path.is_file():
+        raise ValueError(f"'{path}' does not exist or is not a file")
+    return path
+
+
+def name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is empty")
+    return value
+
+
+def secret(value: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("the value is empty or not text")
+    return Secret(value)
+
+
+def funnel_specs(value: Any) -> tuple[str, ...]:
+    specs = tuple(value) if isinstance(value, tuple | list) else ()
+    if not specs or not all(isinstance(spec, str) and spec for spec in specs):
+        raise ValueError(f"{value!r} is not a list of funnel preset names or definition files")
+    return specs
+
+
+def funnel_list(text: str) -> tuple[str, ...]:
+    specs = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not specs:
+        raise ValueError(f"{text!r} names no funnels: give preset names or definition file paths, comma-separated")
+    return specs
+
+
+def brokers(value: Any) -> str:
+    """'kafka://h1:9092;h2:9092', 'h1:9092,h2:9092'... -> 'kafka://h1:9092;h2:9092'."""
+    hosts = []
+    for item in re.split(r"[;,]", value if isinstance(value, str) else ""):
+        item = item.strip()
+        if not item:
+            continue
+        scheme, sep, rest = item.rpartition("://")
+        if sep and scheme.lower() != "kafka":
+            raise ValueError(f"{item!r} uses the scheme {scheme + '://'!r}; only kafka:// is supported")
+        hostname, colon, port = rest.rstrip("/").rpartition(":")
+        if not colon or rest.endswith("]") or not hostname:
+            raise ValueError(f"{item!r} has no port: write host:port")
+        if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r}: the port {port!r} is not a number from 1 to 65535")
+        if not _BROKER_HOST.fullmatch(hostname):
+            raise ValueError(f"{item!r}: {hostname!r} is not a host name or address")
+        hosts.append(f"{hostname}:{int(port)}")
+    if not hosts:
+        raise ValueError(f"{value!r} names no broker: write kafka://host:port, several separated by ';' or ','")
+    return "kafka://" + ";".join(hosts)
+
+
+def seconds(text: str) -> float:
+    return parse_duration(text) / US_PER_S
+
+
+def seconds_text(value: float) -> str:
+    return duration_text(round(value * US_PER_S))
+
+
+def duration_text(us: int) -> str:
+    """Microseconds as text parse_duration reads back: '24h' rather than 86400000000."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if us % (size * US_PER_S) == 0:
+            return f"{us // (size * US_PER_S)}{unit}"
+    return f"{us / US_PER_S:.6f}".rstrip("0") + "s"
