@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from processor import replay, report, simulate
+from processor import replay, report, simulate, topics, worker
 from processor.funnel.definition import DefinitionError
 
-COMMANDS = (replay, report, simulate)
+COMMANDS = (replay, report, simulate, topics, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """`funnel-processor report`: the funnel table a person reads, from transition and drop-off records.
 
-Reads JSONL files (or stdin) into `processor.funnelstats`, which does the counting, and
+Reads JSONL files (or stdin), or with `--from-topics` the configured transition and
+drop-off topics (FUNNEL_* variables), into `processor.funnelstats`, which does the counting, and
 renders the figures as an aligned text table or one JSON object. Which funnels appear:
 
 - with `--funnel` / `--funnel-file`: exactly those, in definition stage order, even when
@@ -22,8 +23,10 @@ import orjson
 
 from processor.cliargs import add_funnel_options, funnels_from
 from processor.funnelstats import DROPOFF, DUPLICATE, SKIPPED, TRANSITION, BadRecord, FunnelStats, FunnelTable, plan
+from processor.settings import Settings, SettingsError
 
 MAX_WARNINGS = 20  # malformed lines described on stderr; the rest are only counted
+TOPIC_TIMEOUT_S = 3.0  # --from-topics: stop reading a topic once nothing new arrived for this long
 
 
 @dataclass(slots=True)
@@ -47,8 +50,22 @@ def register(subparsers: Any) -> None:
         "stage, reached; and the entries needed at the top for a target at a stage at current rates.",
     )
     add_funnel_options(parser)
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--input", action="append", metavar="FILE", help="transition/drop-off JSONL, '-' for stdin (repeatable)"
+    )
+    source.add_argument(
+        "--from-topics",
+        action="store_true",
+        help="read the transition and drop-off topics from the beginning instead (FUNNEL_BROKER_URL, "
+        "FUNNEL_TOPIC_TRANSITIONS, FUNNEL_TOPIC_DROPOFFS)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=TOPIC_TIMEOUT_S,
+        metavar="SECONDS",
+        help="with --from-topics: stop once no new record arrived for this long (default %(default)s)",
     )
     parser.add_argument("--target", type=_positive, default=100, help="contacts wanted at --stage (default 100)")
     parser.add_argument("--stage", help="stage for the planning line (default: each funnel's last stage)")
@@ -66,17 +83,24 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     specs = args.funnel_specs  # None: every preset with records, then other funnels seen
     funnels = funnels_from(args)
     reading = Reading()
-    for path in args.input or ["-"]:
-        try:
-            with _open(path) as lines:
-                _read(lines, path, reading)
-        except OSError as exc:
-            print(f"funnel-processor report: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+    problem = _read_topics(args.timeout, reading) if args.from_topics else _read_files(args.input or ["-"], reading)
+    if problem:
+        print(f"funnel-processor report: {problem}", file=sys.stderr)
+        return 2
     if reading.malformed:
         print(f"funnel-processor report: ignored {_count(reading.malformed, 'malformed line')}", file=sys.stderr)
 
@@ -109,18 +133,46 @@ def _open(path: str) -> Iterator[IO[bytes]]:
 def _read(lines: IO[bytes], source: str, reading: Reading) -> None:
     where = "stdin" if source == "-" else source
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            reading.blank += 1
-            continue
+        _add(line, f"{where}:{number}", reading)
+
+
+def _read_files(paths: Sequence[str], reading: Reading) -> str | None:
+    for path in paths:
         try:
-            reading.stats.add(orjson.loads(line))
-        except (orjson.JSONDecodeError, BadRecord) as exc:
-            reading.malformed += 1
-            if reading.malformed <= MAX_WARNINGS:
-                problem = f"not valid JSON: {exc}" if isinstance(exc, orjson.JSONDecodeError) else str(exc)
-                print(f"funnel-processor report: {where}:{number}: {problem}", file=sys.stderr)
-            elif reading.malformed == MAX_WARNINGS + 1:
-                print("funnel-processor report: further malformed lines are only counted", file=sys.stderr)
+            with _open(path) as lines:
+                _read(lines, path, reading)
+        except OSError as exc:
+            return f"cannot read {path}: {exc.strerror or exc}"
+    return None
+
+
+def _read_topics(timeout_s: float, reading: Reading) -> str | None:
+    """Every record of the transition and drop-off topics into `reading`; a problem, if any, as text."""
+    from processor import kafkaio  # kafka-python only when topics are read
+
+    try:
+        settings = Settings.from_env()
+        for topic in (settings.topic_transitions, settings.topic_dropoffs):
+            for record in kafkaio.read_topic(settings, topic, timeout_s=timeout_s):
+                _add(record.value, f"{topic}[{record.partition}]@{record.offset}", reading)
+    except (SettingsError, kafkaio.KafkaIOError) as exc:
+        return str(exc)
+    return None
+
+
+def _add(line: bytes | None, where: str, reading: Reading) -> None:
+    if line is None or not line.strip():
+        reading.blank += 1
+        return
+    try:
+        reading.stats.add(orjson.loads(line))
+    except (orjson.JSONDecodeError, BadRecord) as exc:
+        reading.malformed += 1
+        if reading.malformed <= MAX_WARNINGS:
+            problem = f"not valid JSON: {exc}" if isinstance(exc, orjson.JSONDecodeError) else str(exc)
+            print(f"funnel-processor report: {where}: {problem}", file=sys.stderr)
+        elif reading.malformed == MAX_WARNINGS + 1:
+            print("funnel-processor report: further malformed lines are only counted", file=sys.stderr)
 
 
 def _figures(

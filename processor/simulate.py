@@ -1,15 +1,15 @@
 """`funnel-processor simulate`: seeded synthetic touchpoints for any funnels, as JSONL.
 
 The touchpoints come from `processor.simgen.generate` (pure, in event-time order);
-this module only parses the options and writes the lines. A topic writer can reuse
-the same generator.
+this module only parses the options and writes the lines: to a file, stdout, or with
+`--to-topic` to a Kafka topic (keyed by contact_id, broker from FUNNEL_* variables).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +19,7 @@ import orjson
 from processor.cliargs import add_funnel_options, funnels_from
 from processor.funnel.definition import Funnel
 from processor.funnel.timefmt import parse_duration, parse_time, seconds
+from processor.settings import Settings, SettingsError
 from processor.simgen import Config, FunnelPlan, generate, plan_for
 
 # A per-stage setting: (funnel name or None for every funnel with that stage, stage, value).
@@ -39,7 +40,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, required=True, help="same seed and options, same file")
     parser.add_argument("--start", type=_time, default="2026-01-01T00:00:00Z", help="RFC 3339 (default %(default)s)")
     parser.add_argument("--days", type=_positive_float, default=1.0, help="days in which contacts enter (default 1)")
-    parser.add_argument("--output", default="-", metavar="FILE", help="JSONL file, '-' for stdout (default)")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--output", default="-", metavar="FILE", help="JSONL file, '-' for stdout (default)")
+    target.add_argument(
+        "--to-topic",
+        nargs="?",
+        const="",
+        metavar="TOPIC",
+        help="produce to a Kafka topic instead, keyed by contact_id (default: the configured touchpoints topic, "
+        "FUNNEL_TOPIC_TOUCHPOINTS; broker from FUNNEL_BROKER_URL)",
+    )
     parser.add_argument(
         "--conversion",
         action="append",
@@ -88,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         skip_rate=args.skip_rate,
     )
     touchpoints = generate(plans, config, args.start)
+    if args.to_topic is not None:
+        return _to_topic(touchpoints, args.to_topic)
     try:
         if args.output == "-":
             stats = write_lines(touchpoints, sys.stdout.buffer)
@@ -99,6 +111,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"funnel-processor simulate: {exc}", file=sys.stderr)
         return 2
     print(f"funnel-processor simulate: {stats.summary()}", file=sys.stderr)
+    return 0
+
+
+def _to_topic(touchpoints: Iterable[dict[str, Any]], topic: str) -> int:
+    from processor import kafkaio  # kafka-python only when a topic is asked for
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"funnel-processor simulate: {exc}", file=sys.stderr)
+        return 2
+    topic = topic or settings.topic_touchpoints
+    stats = WriteStats()
+    try:
+        kafkaio.produce_lines(settings, topic, counted_lines(touchpoints, stats))
+    except (ValueError, kafkaio.KafkaIOError) as exc:
+        print(f"funnel-processor simulate: {exc}", file=sys.stderr)
+        return 2
+    print(f"funnel-processor simulate: {stats.summary()}, to topic {topic}", file=sys.stderr)
     return 0
 
 
@@ -121,11 +152,19 @@ class WriteStats:
 def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes]) -> WriteStats:
     """One JSON object per line, as they come; counts what was written."""
     stats = WriteStats()
+    write = out.write
+    for line in counted_lines(touchpoints, stats):
+        write(line)
+    return stats
+
+
+def counted_lines(touchpoints: Iterable[dict[str, Any]], stats: WriteStats) -> Iterator[bytes]:
+    """Each touchpoint as a JSON line; `stats` counts them, complete once the lines are exhausted."""
     ids: set[str] = set()
     contacts: set[str] = set()
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for tp in touchpoints:
-        out.write(dumps(tp, option=newline))
+        yield dumps(tp, option=newline)
         if tp["event_id"] in ids:
             stats.duplicates += 1
         ids.add(tp["event_id"])
@@ -134,7 +173,6 @@ def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes]) -> WriteS
             stats.first = tp["occurred_at"]
         stats.last = tp["occurred_at"]
     stats.touchpoints, stats.contacts = len(ids) + stats.duplicates, len(contacts)
-    return stats
 
 
 def _plans(

@@ -1,0 +1,206 @@
+"""The stream worker's agent: touchpoints and clock ticks in, outputs out.
+
+Thin by design: decode, check the key, hand the touchpoint to the partition's
+engine, send the outputs, and only once Kafka has acknowledged them write the new
+states to the journeys table (see `processor.journeystore`). No funnel rule lives
+here.
+
+Time: each input partition has its own engine and clock (the largest occurred_at
+seen). An internal ticks topic, co-partitioned with the touchpoints, carries a tick
+per owned partition every tick interval; a tick lets a quiet, caught-up partition's
+clock run on with the wall clock, so its stall deadlines still fire. Ticks go
+through the same stream because table writes are only allowed inside stream
+iteration, from an event of the partition the key lives in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+from aiokafka.partitioner import murmur2
+from faust.types import TP
+
+from processor.deadletter import dead_letter, topic_source
+from processor.funnel.definition import Funnel
+from processor.funnel.engine import Engine
+from processor.funnel.journey import Limits
+from processor.funnel.outputs import Output
+from processor.funnel.touchpoint import KEY_MISMATCH, Invalid, decode
+from processor.journeystore import JourneyStore
+from processor.settings import Settings
+
+log = logging.getLogger(__name__)
+_US = 1_000_000
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a key."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class PartitionClock:
+    """What a partition's idle clock needs, beyond its engine."""
+
+    latest: int | None = None  # largest occurred_at seen (µs)
+    wall_at_latest: float = 0.0  # wall time when `latest` was last raised
+    last_wall: float = 0.0  # wall time of the last touchpoint processed here
+    next_offset: int | None = None  # offset after the last touchpoint processed here
+    saved: tuple[int, float] | None = None  # what the clocks table holds
+
+
+class JourneyAgent:
+    def __init__(self, app: faust.App, settings: Settings, funnels: Sequence[Funnel]) -> None:
+        self.app, self.settings, self.funnels = app, settings, tuple(funnels)
+        self.limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.source = app.topic(settings.topic_touchpoints, settings.topic_ticks, **raw)
+        self.ticks = app.topic(settings.topic_ticks, partitions=settings.partitions, **raw)
+        self.transitions = app.topic(settings.topic_transitions, **raw)
+        self.dropoffs = app.topic(settings.topic_dropoffs, **raw)
+        self.deadletters = app.topic(settings.topic_deadletter, **raw)
+        # Tables take no serializer arguments in faust 0.15.3: bytes types mean raw.
+        table: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
+        self.journeys = app.Table("journeys", **table)
+        self.clocks = app.Table("clocks", **table)
+        self.store = JourneyStore(self.journeys)
+        self.engines: dict[int, Engine] = {}
+        self.partition_clocks: dict[int, PartitionClock] = {}
+        self.counts = {"touchpoints": 0, "dead_letters": 0, "outputs": 0}
+        app.agent(self.source, name="funnel-journeys")(self.process)
+        app.timer(settings.tick_interval_s)(self.send_ticks)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
+
+    # -- the stream ---------------------------------------------------------------
+
+    async def process(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            if message.topic == self.settings.topic_ticks:
+                await self.on_tick(message.partition)
+            else:
+                await self.on_touchpoint(message)
+
+    async def on_touchpoint(self, message: Any) -> None:
+        partition, raw, key = message.partition, message.value, message.key
+        try:
+            tp = decode(raw)
+        except Invalid as bad:
+            await self.dead(bad.reason, bad.detail, message)
+            return
+        contact = tp.contact_id.encode()
+        if key != contact:
+            detail = f"record key {key!r} is not the contact_id {tp.contact_id!r}; key records by contact_id"
+            await self.dead(KEY_MISMATCH, detail, message)
+            return
+        engine = self.engine_for(partition)
+        if tp.contact_id not in self.store:
+            expected = default_partition(contact, self.settings.partitions)
+            if expected != partition:
+                detail = (
+                    f"contact {tp.contact_id!r} arrived in partition {partition}, but Kafka's default "
+                    f"(murmur2) partitioner puts its key in partition {expected}; produce with it"
+                )
+                await self.dead(KEY_MISMATCH, detail, message)
+                return
+        self.counts["touchpoints"] += 1
+        outputs = engine.observe(tp)
+        clock = self.partition_clocks[partition]
+        now = time.time()
+        if clock.latest is None or tp.at > clock.latest:
+            clock.latest, clock.wall_at_latest = tp.at, now
+        clock.last_wall, clock.next_offset = now, message.offset + 1
+        await self.emit(outputs)
+
+    async def on_tick(self, partition: int) -> None:
+        engine = self.engine_for(partition)
+        clock = self.partition_clocks[partition]
+        now = time.time()
+        if (
+            clock.latest is not None
+            and now - clock.last_wall >= self.settings.idle_after_s
+            and self._caught_up(partition, clock)
+        ):
+            await self.emit(engine.advance_to(clock.latest + int((now - clock.wall_at_latest) * _US)))
+        if clock.latest is not None and clock.saved != (clock.latest, clock.wall_at_latest):
+            clock.saved = (clock.latest, clock.wall_at_latest)
+            self.clocks[b"%d" % partition] = orjson.dumps(clock.saved)
+
+    def _caught_up(self, partition: int, clock: PartitionClock) -> bool:
+        """No touchpoint waiting in this partition (else the clock must not run ahead of it)."""
+        tp = TP(self.settings.topic_touchpoints, partition)
+        try:
+            highwater = self.app.consumer.highwater(tp)
+        except (KeyError, AssertionError, TypeError):
+            return False
+        if highwater is None:
+            return False
+        return clock.next_offset is not None and highwater <= clock.next_offset
+
+    # -- outputs ------------------------------------------------------------------
+
+    async def emit(self, outputs: list[Output]) -> None:
+        """Send outputs, wait for Kafka to acknowledge them, then write the states."""
+        if outputs:
+            pending = []
+            for output in outputs:
+                topic = self.transitions if output["kind"] == "transition" else self.dropoffs
+                pending.append(await topic.send(key=output["contact_id"].encode(), value=orjson.dumps(output)))
+            try:
+                await asyncio.gather(*pending)
+            except Exception:
+                self.store.discard()
+                raise
+            self.counts["outputs"] += len(outputs)
+        self.store.commit()
+
+    async def dead(self, reason: str, detail: str, message: Any) -> None:
+        self.counts["dead_letters"] += 1
+        source = topic_source(message.topic, message.partition, message.offset)
+        letter = dead_letter(reason, detail, message.value or b"", source, message.key)
+        await self.deadletters.send(key=message.key, value=orjson.dumps(letter))
+
+    # -- partitions and clocks ----------------------------------------------------
+
+    def engine_for(self, partition: int) -> Engine:
+        engine = self.engines.get(partition)
+        if engine is None:
+            engine = self.engines[partition] = Engine(self.funnels, self.store, self.limits)
+            clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
+            saved = self.clocks.get(b"%d" % partition)
+            if saved is not None:
+                latest, wall = orjson.loads(saved)
+                clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
+                engine.clock = engine.latest = latest
+            started = time.monotonic()
+            mine = [
+                contact
+                for contact in self.store
+                if default_partition(contact.encode(), self.settings.partitions) == partition
+            ]
+            engine.schedule(mine)
+            log.info(
+                "partition %d: %d contacts, timers rebuilt in %.2fs", partition, len(mine), time.monotonic() - started
+            )
+        return engine
+
+    async def send_ticks(self) -> None:
+        now = orjson.dumps(time.time())
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic == self.settings.topic_touchpoints:
+                await self.ticks.send(value=now, partition=tp.partition)
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        for tp in revoked:
+            if tp.topic == self.settings.topic_touchpoints:
+                self.engines.pop(tp.partition, None)
+                self.partition_clocks.pop(tp.partition, None)
+        self.store.forget()

@@ -1,0 +1,57 @@
+"""`funnel-processor worker`: the Faust stream worker, configured from FUNNEL_* variables.
+
+Before Faust starts, the settings are validated and printed (secrets masked), the
+funnels are loaded, and the broker and topics are checked, so that a wrong value, an
+unreachable broker or a partition mismatch ends with one clear message, not a trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from processor.definitions import load_funnels
+from processor.settings import Settings, SettingsError
+
+
+def _fail(message: str) -> int:
+    print(f"funnel-processor worker: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Faust and the Kafka clients load only for this command, keeping the others quick.
+    import faust
+
+    from processor import kafkaio
+    from processor.agents import JourneyAgent
+    from processor.app import create_app
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        return _fail(str(exc))
+    print("funnel-processor worker settings:\n" + settings.describe(), file=sys.stderr, flush=True)
+    funnels = load_funnels(settings.funnels)
+    try:
+        problems = kafkaio.check_partitions(settings)
+    except kafkaio.BrokerUnavailable as exc:
+        return _fail(str(exc))
+    if problems:
+        return _fail("topics are not ready:\n  " + "\n  ".join(problems))
+    app = create_app(settings)
+    JourneyAgent(app, settings, funnels)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "worker",
+        help="run the stream worker (configured from FUNNEL_* environment variables)",
+        description="Consume touchpoints from Kafka, keep every contact's journey in Faust tables, and emit "
+        "transitions, drop-offs and dead letters. Configuration comes from FUNNEL_* environment variables; "
+        "see the README.",
+    )
+    parser.set_defaults(run=_run)
