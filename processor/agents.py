@@ -35,6 +35,7 @@ from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, Invalid, decode
 from processor.journeystore import JourneyStore
 from processor.settings import Settings
+from processor.stagecounts import StageCounts
 
 log = logging.getLogger(__name__)
 _US = 1_000_000
@@ -73,6 +74,7 @@ class JourneyAgent:
         self.store = JourneyStore(self.journeys)
         self.engines: dict[int, Engine] = {}
         self.partition_clocks: dict[int, PartitionClock] = {}
+        self.stage_counts = StageCounts(self.funnels)
         self.counts = {"touchpoints": 0, "dead_letters": 0, "outputs": 0}
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)
@@ -117,7 +119,7 @@ class JourneyAgent:
         if clock.latest is None or tp.at > clock.latest:
             clock.latest, clock.wall_at_latest = tp.at, now
         clock.last_wall, clock.next_offset = now, message.offset + 1
-        await self.emit(outputs)
+        await self.emit(partition, outputs)
 
     async def on_tick(self, partition: int) -> None:
         engine = self.engine_for(partition)
@@ -128,7 +130,7 @@ class JourneyAgent:
             and now - clock.last_wall >= self.settings.idle_after_s
             and self._caught_up(partition, clock)
         ):
-            await self.emit(engine.advance_to(clock.latest + int((now - clock.wall_at_latest) * _US)))
+            await self.emit(partition, engine.advance_to(clock.latest + int((now - clock.wall_at_latest) * _US)))
         if clock.latest is not None and clock.saved != (clock.latest, clock.wall_at_latest):
             clock.saved = (clock.latest, clock.wall_at_latest)
             self.clocks[b"%d" % partition] = orjson.dumps(clock.saved)
@@ -146,7 +148,7 @@ class JourneyAgent:
 
     # -- outputs ------------------------------------------------------------------
 
-    async def emit(self, outputs: list[Output]) -> None:
+    async def emit(self, partition: int, outputs: list[Output]) -> None:
         """Send outputs, wait for Kafka to acknowledge them, then write the states."""
         if outputs:
             pending = []
@@ -159,7 +161,7 @@ class JourneyAgent:
                 self.store.discard()
                 raise
             self.counts["outputs"] += len(outputs)
-        self.store.commit()
+        self.stage_counts.apply(partition, self.store.commit())
 
     async def dead(self, reason: str, detail: str, message: Any) -> None:
         self.counts["dead_letters"] += 1
@@ -186,6 +188,7 @@ class JourneyAgent:
                 if default_partition(contact.encode(), self.settings.partitions) == partition
             ]
             engine.schedule(mine)
+            self.stage_counts.rebuild(partition, (self.store[contact] for contact in mine))
             log.info(
                 "partition %d: %d contacts, timers rebuilt in %.2fs", partition, len(mine), time.monotonic() - started
             )
@@ -203,4 +206,5 @@ class JourneyAgent:
             if tp.topic == self.settings.topic_touchpoints:
                 self.engines.pop(tp.partition, None)
                 self.partition_clocks.pop(tp.partition, None)
+                self.stage_counts.drop(tp.partition)
         self.store.forget()

@@ -55,12 +55,22 @@ class JourneyStore(MutableMapping[str, ContactState]):
     def pending(self) -> int:
         return len(self._staged)
 
-    def commit(self) -> None:
-        """Write every staged state to the table (call once its outputs are acknowledged)."""
+    def commit(self) -> list[tuple[ContactState | None, ContactState]]:
+        """Write every staged state to the table (call once its outputs are acknowledged).
+
+        Returns (state before, state after) for each contact written.
+        """
+        changes = []
         for contact_id, state in self._staged.items():
+            before = self._cache.get(contact_id)
+            if before is None:
+                raw = self.table.get(contact_id.encode())
+                before = None if raw is None else decode_state(raw)
+            changes.append((before, state))
             self.table[contact_id.encode()] = encode_state(state)
             self._remember(contact_id, state)
         self._staged.clear()
+        return changes
 
     def discard(self) -> None:
         """Drop staged states (their outputs were not delivered)."""

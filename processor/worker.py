@@ -26,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     from processor import kafkaio
     from processor.agents import JourneyAgent
     from processor.app import create_app
+    from processor.views import register_views
 
     try:
         settings = Settings.from_env()
@@ -40,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     if problems:
         return _fail("topics are not ready:\n  " + "\n  ".join(problems))
     app = create_app(settings)
-    JourneyAgent(app, settings, funnels)
+    register_views(app, JourneyAgent(app, settings, funnels))
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0

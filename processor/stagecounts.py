@@ -1,0 +1,64 @@
+"""Contacts currently in each stage, per input partition, kept as states change.
+
+Counts are per partition so a worker reports only the partitions it owns, and a
+partition's counts leave with it when it moves to another worker. "In a stage"
+means the contact's current stage; a contact dropped there (stalled or lost) is
+counted apart, as dropped, until it moves on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from processor.funnel.definition import Funnel
+from processor.funnel.journey import ContactState
+
+# (funnel, stage, dropped)
+Key = tuple[str, str, bool]
+
+
+class StageCounts:
+    def __init__(self, funnels: Sequence[Funnel]) -> None:
+        self.funnels = tuple(funnels)
+        self._by_partition: dict[int, Counter[Key]] = {}
+
+    def _keys(self, state: ContactState | None) -> list[Key]:
+        if state is None:
+            return []
+        keys = []
+        for funnel in self.funnels:
+            pos = state.positions.get(funnel.name)
+            if pos is not None:
+                keys.append((funnel.name, funnel.stages[pos.stage], pos.dropped))
+        return keys
+
+    def rebuild(self, partition: int, states: Iterable[ContactState]) -> None:
+        counts: Counter[Key] = Counter()
+        for state in states:
+            counts.update(self._keys(state))
+        self._by_partition[partition] = counts
+
+    def apply(self, partition: int, changes: Iterable[tuple[ContactState | None, ContactState]]) -> None:
+        counts = self._by_partition.setdefault(partition, Counter())
+        for before, after in changes:
+            if before is not None and before.positions is after.positions:
+                continue
+            counts.subtract(self._keys(before))
+            counts.update(self._keys(after))
+
+    def drop(self, partition: int) -> None:
+        self._by_partition.pop(partition, None)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._by_partition)
+
+    def table(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{funnel: {stage: {"active": n, "dropped": m}}} over the partitions held, every stage listed."""
+        total: Counter[Key] = Counter()
+        for counts in self._by_partition.values():
+            total.update(counts)
+        return {
+            f.name: {s: {"active": total[(f.name, s, False)], "dropped": total[(f.name, s, True)]} for s in f.stages}
+            for f in self.funnels
+        }

@@ -1,0 +1,83 @@
+"""Interactive queries on the worker's web port: a contact's journey and the live stage counts."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from processor import kafkaio
+from processor.settings import Settings
+
+QUERY_TIMEOUT_S = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback test server
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, orjson.loads(error.read())
+
+
+def test_journey_and_funnel_counts_are_served(
+    broker: Any, topics: Callable[..., Any], worker: Callable[..., Any]
+) -> None:
+    names = topics(2)
+    port = _free_port()
+    env = broker.env(
+        names, session_timeout="2s", idle_after="1d", store="memory", web_port=port, funnels="quote-to-deal"
+    )
+    settings = Settings.from_env(env)
+    touchpoints = [
+        {"event_id": "e1", "contact_id": "acme", "type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"},
+        {"event_id": "e2", "contact_id": "acme", "type": "briefing_held", "occurred_at": "2026-03-02T10:00:00Z"},
+        {"event_id": "e3", "contact_id": "globex", "type": "quote_requested", "occurred_at": "2026-03-02T11:00:00Z"},
+        {"event_id": "e4", "contact_id": "initech", "type": "quote_requested", "occurred_at": "2026-03-02T12:00:00Z"},
+        {"event_id": "e5", "contact_id": "initech", "type": "quote_rejected", "occurred_at": "2026-03-02T13:00:00Z"},
+    ]
+    kafkaio.produce_lines(settings, names.touchpoints, [orjson.dumps(t) for t in touchpoints])
+    proc = worker(env)
+    proc.wait_ready()
+    base = f"http://127.0.0.1:{port}"
+
+    deadline, counts = time.monotonic() + QUERY_TIMEOUT_S, {}
+    while time.monotonic() < deadline:
+        status, body = _get(f"{base}/funnels/")
+        counts = body["funnels"]["quote-to-deal"] if status == 200 else {}
+        if counts and sum(c["active"] + c["dropped"] for c in counts.values()) == 3:
+            break
+        time.sleep(0.5)
+    assert counts == {
+        "request": {"active": 1, "dropped": 1},
+        "briefing": {"active": 1, "dropped": 0},
+        "proposal": {"active": 0, "dropped": 0},
+        "won": {"active": 0, "dropped": 0},
+    }
+    assert sorted(body["partitions"]) == [0, 1]
+
+    status, journey = _get(f"{base}/journeys/acme/")
+    assert status == 200
+    assert journey["funnels"]["quote-to-deal"] == {
+        "stage": "briefing",
+        "entered_stage_at": "2026-03-02T10:00:00Z",
+        "entered_funnel_at": "2026-03-01T10:00:00Z",
+        "dropped": False,
+        "sequence": 2,
+    }
+    assert journey["first_touch"] == {"type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"}
+    status, missing = _get(f"{base}/journeys/nobody/")
+    assert status == 404 and "nobody" in missing["error"]
+    assert proc.stop() == 0
