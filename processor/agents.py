@@ -75,7 +75,7 @@ class JourneyAgent:
         self.engines: dict[int, Engine] = {}
         self.partition_clocks: dict[int, PartitionClock] = {}
         self.stage_counts = StageCounts(self.funnels)
-        self.counts = {"touchpoints": 0, "dead_letters": 0, "outputs": 0}
+        self.counts = {"touchpoints": 0, "dead_letters": 0, "outputs": 0, "reapplied_skipped": 0}
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
@@ -113,7 +113,13 @@ class JourneyAgent:
                 await self.dead(KEY_MISMATCH, detail, message)
                 return
         self.counts["touchpoints"] += 1
-        outputs = engine.observe(tp)
+        if self.store.applied(tp.contact_id, message.offset):
+            # Delivered again after a crash, already applied before it: move the clock only.
+            self.counts["reapplied_skipped"] += 1
+            outputs = engine.advance_to(tp.at)
+        else:
+            outputs = engine.observe(tp)
+            self.store.mark_applied(tp.contact_id, message.offset)
         clock = self.partition_clocks[partition]
         now = time.time()
         if clock.latest is None or tp.at > clock.latest:

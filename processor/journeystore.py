@@ -1,42 +1,70 @@
 """Contact states over a bytes table, with writes held back until outputs are safe.
 
 The engine reads and writes contact states through a mapping. In the worker that
-mapping is this store over the Faust journeys table (contact id bytes -> encoded
-state). Two things matter:
+mapping is this store over the Faust journeys table (contact id bytes -> entry).
+Three things matter:
 
 - Writes are *staged*: `commit()` writes them to the table only once the outputs
   they caused have been acknowledged by Kafka. A crash before that leaves the old
   state, so the touchpoint is processed again and its outputs are sent again with
-  the same ids; a crash after it finds a duplicate whose outputs were delivered.
-  Either way nothing is lost.
-- Decoded states are cached, so a contact's state is decoded once, not per event.
+  the same ids; a crash after it finds the touchpoint already applied.
+- Each entry records the input offset of the last touchpoint applied to the
+  contact (a contact's touchpoints all sit in one partition). After a crash Kafka
+  delivers again everything since the last committed offset, which may reach back
+  further in event time than the dedup horizon; `applied(contact, offset)` tells the
+  worker which of those it must not apply twice.
+- Decoded entries are cached, so a contact's state is decoded once, not per event.
+
+Entry layout: 8-byte big-endian offset (-1: none), then the state from
+`processor.funnel.codec`.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, MutableMapping
 
 from processor.funnel.codec import decode_state, encode_state
 from processor.funnel.journey import ContactState
+
+_OFFSET = struct.Struct(">q")
+Entry = tuple[int, ContactState]  # (offset of the last touchpoint applied, state)
+
+
+def encode_entry(offset: int, state: ContactState) -> bytes:
+    return _OFFSET.pack(offset) + encode_state(state)
+
+
+def decode_entry(raw: bytes) -> Entry:
+    return _OFFSET.unpack_from(raw)[0], decode_state(raw[_OFFSET.size :])
 
 
 class JourneyStore(MutableMapping[str, ContactState]):
     def __init__(self, table: MutableMapping[bytes, bytes], cache_size: int = 200_000) -> None:
         self.table = table
         self.cache_size = cache_size
-        self._cache: dict[str, ContactState] = {}
+        self._cache: dict[str, Entry] = {}
         self._staged: dict[str, ContactState] = {}
+        self._staged_offsets: dict[str, int] = {}
+
+    def _entry(self, contact_id: str) -> Entry | None:
+        entry = self._cache.get(contact_id)
+        if entry is None:
+            raw = self.table.get(contact_id.encode())
+            if raw is None:
+                return None
+            entry = decode_entry(raw)
+            self._remember(contact_id, entry)
+        return entry
 
     def __getitem__(self, contact_id: str) -> ContactState:
-        state = self._staged.get(contact_id) or self._cache.get(contact_id)
+        state = self._staged.get(contact_id)
         if state is not None:
             return state
-        raw = self.table.get(contact_id.encode())
-        if raw is None:
+        entry = self._entry(contact_id)
+        if entry is None:
             raise KeyError(contact_id)
-        state = decode_state(raw)
-        self._remember(contact_id, state)
-        return state
+        return entry[1]
 
     def __setitem__(self, contact_id: str, state: ContactState) -> None:
         self._staged[contact_id] = state
@@ -51,9 +79,14 @@ class JourneyStore(MutableMapping[str, ContactState]):
     def __len__(self) -> int:
         return len(self.table)
 
-    @property
-    def pending(self) -> int:
-        return len(self._staged)
+    def applied(self, contact_id: str, offset: int) -> bool:
+        """Whether the touchpoint at this input offset was already applied to the contact."""
+        entry = self._entry(contact_id)
+        return entry is not None and offset <= entry[0]
+
+    def mark_applied(self, contact_id: str, offset: int) -> None:
+        """Record, with the contact's next commit, that the touchpoint at `offset` is applied."""
+        self._staged_offsets[contact_id] = offset
 
     def commit(self) -> list[tuple[ContactState | None, ContactState]]:
         """Write every staged state to the table (call once its outputs are acknowledged).
@@ -62,25 +95,25 @@ class JourneyStore(MutableMapping[str, ContactState]):
         """
         changes = []
         for contact_id, state in self._staged.items():
-            before = self._cache.get(contact_id)
-            if before is None:
-                raw = self.table.get(contact_id.encode())
-                before = None if raw is None else decode_state(raw)
-            changes.append((before, state))
-            self.table[contact_id.encode()] = encode_state(state)
-            self._remember(contact_id, state)
+            before = self._entry(contact_id)
+            offset = self._staged_offsets.get(contact_id, -1 if before is None else before[0])
+            changes.append((None if before is None else before[1], state))
+            self.table[contact_id.encode()] = encode_entry(offset, state)
+            self._remember(contact_id, (offset, state))
         self._staged.clear()
+        self._staged_offsets.clear()
         return changes
 
     def discard(self) -> None:
         """Drop staged states (their outputs were not delivered)."""
         self._staged.clear()
+        self._staged_offsets.clear()
 
     def forget(self) -> None:
         """Empty the cache, e.g. when partitions move to another worker."""
         self._cache.clear()
 
-    def _remember(self, contact_id: str, state: ContactState) -> None:
+    def _remember(self, contact_id: str, entry: Entry) -> None:
         if len(self._cache) >= self.cache_size:
             self._cache.clear()  # cheap and bounded; hot contacts come back on their next event
-        self._cache[contact_id] = state
+        self._cache[contact_id] = entry

@@ -67,6 +67,7 @@ _VARS: dict[str, _Var] = {
     "FUNNEL_IDLE_AFTER": _Var("idle_after_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_SESSION_TIMEOUT": _Var("session_timeout_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_LOG_LEVEL": _Var("log_level", values.one_of(*LOG_LEVELS)),
+    "FUNNEL_END_OFFSETS_FROM_FETCH": _Var("end_offsets_from_fetch", values.one_of("false", "true")),
     "FUNNEL_SECURITY_PROTOCOL": _Var("security_protocol", values.one_of(*PROTOCOLS)),
     "FUNNEL_SASL_MECHANISM": _Var("sasl_mechanism", values.optional(values.one_of(*SASL_MECHANISMS))),
     "FUNNEL_SASL_USERNAME": _Var("sasl_username", values.optional(values.name)),
@@ -106,6 +107,9 @@ class Settings:
     idle_after_s: float = 5.0
     session_timeout_s: float = 30.0
     log_level: str = "info"
+    # Workaround for brokers whose ListOffsets(latest) is short (Tansu 0.6): take table
+    # changelog high watermarks from a fetch instead (processor/brokerquirks.py).
+    end_offsets_from_fetch: str = "false"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

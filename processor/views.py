@@ -14,15 +14,15 @@ import faust
 from faust.web import Request, Response, View
 
 from processor.agents import JourneyAgent
-from processor.funnel.codec import decode_state
 from processor.funnel.timefmt import format_time
+from processor.journeystore import decode_entry
 
 
 def journey_document(agent: JourneyAgent, contact_id: str) -> dict[str, Any] | None:
     raw = agent.journeys.get(contact_id.encode())
     if raw is None:
         return None
-    state = decode_state(raw)
+    state = decode_entry(raw)[1]
     funnels: dict[str, Any] = {}
     for funnel in agent.funnels:
         pos = state.positions.get(funnel.name)

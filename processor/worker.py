@@ -40,6 +40,10 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if problems:
         return _fail("topics are not ready:\n  " + "\n  ".join(problems))
+    if settings.end_offsets_from_fetch == "true":
+        from processor.brokerquirks import take_end_offsets_from_fetch
+
+        take_end_offsets_from_fetch()
     app = create_app(settings)
     register_views(app, JourneyAgent(app, settings, funnels))
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
