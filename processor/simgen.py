@@ -74,6 +74,7 @@ class Config:
     duplicate_rate: float = 0.02  # a touchpoint is sent twice
     noise_rate: float = 0.3  # chance of each further extra touchpoint in a stage visit
     skip_rate: float = 0.05  # a contact that moves on skips a stage
+    contact_prefix: str = "c-"  # contact ids are this + a six-digit number
 
 
 # One entry per line: (occurred_at µs, generation order, body, is a re-send).
@@ -95,7 +96,7 @@ def generate(plans: Sequence[FunnelPlan], config: Config, start_us: int) -> Iter
     ):
         n += 1
         walkable = sim.walkables[0] if len(sim.walkables) == 1 else _pick(rng, sim.walkables)
-        sim.walk(walkable, f"c-{n:06d}", start_us + _below(rng, window_s) * SECOND_US)
+        sim.walk(walkable, f"{config.contact_prefix}{n:06d}", start_us + _below(rng, window_s) * SECOND_US)
         if n == GIVE_UP and not sim.entries:
             raise ValueError(f"no touchpoint can enter these funnels' first stages ({n} contacts tried)")
     entries = sim.entries

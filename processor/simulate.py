@@ -41,6 +41,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--start", type=_time, default="2026-01-01T00:00:00Z", help="RFC 3339 (default %(default)s)")
     parser.add_argument("--days", type=_positive_float, default=1.0, help="days in which contacts enter (default 1)")
     target = parser.add_mutually_exclusive_group()
+    parser.add_argument(
+        "--contact-prefix",
+        default="c-",
+        metavar="TEXT",
+        help="contact ids are TEXT + a number (default %(default)s); vary it for new contacts per run",
+    )
     target.add_argument("--output", default="-", metavar="FILE", help="JSONL file, '-' for stdout (default)")
     target.add_argument(
         "--to-topic",
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         duplicate_rate=args.duplicate_rate,
         noise_rate=args.noise_rate,
         skip_rate=args.skip_rate,
+        contact_prefix=args.contact_prefix,
     )
     touchpoints = generate(plans, config, args.start)
     if args.to_topic is not None:

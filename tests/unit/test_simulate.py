@@ -266,3 +266,13 @@ def test_a_funnel_no_touchpoint_can_enter_is_refused(tmp_path: Path, capsys: pyt
     args = parse("--funnel-file", str(path), "--touchpoints", "10", "--seed", "1", "--output", str(tmp_path / "o"))
     assert args.run(args) == 2
     assert "no touchpoint can enter" in capsys.readouterr().err
+
+
+def test_a_contact_prefix_gives_new_contacts_for_the_same_seed(tmp_path: Path) -> None:
+    plain = {d["contact_id"] for d in docs(run(tmp_path, "--funnel", "aida", "--contacts", "20", "--seed", "4"))}
+    other = {
+        d["contact_id"]
+        for d in docs(run(tmp_path, "--funnel", "aida", "--contacts", "20", "--seed", "4", "--contact-prefix", "b2-"))
+    }
+    assert len(plain) == len(other) == 20
+    assert all(c.startswith("c-") for c in plain) and all(c.startswith("b2-") for c in other)
