@@ -32,7 +32,7 @@ from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
-from processor.funnel.touchpoint import KEY_MISMATCH, Invalid, decode
+from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
 from processor.journeystore import JourneyStore
 from processor.settings import Settings
 from processor.stagecounts import StageCounts
@@ -92,6 +92,9 @@ class JourneyAgent:
 
     async def on_touchpoint(self, message: Any) -> None:
         partition, raw, key = message.partition, message.value, message.key
+        if raw is None:
+            await self.dead(NOT_JSON, "record has no value (a tombstone); a touchpoint is a JSON object", message)
+            return
         try:
             tp = decode(raw)
         except Invalid as bad:
@@ -102,16 +105,15 @@ class JourneyAgent:
             detail = f"record key {key!r} is not the contact_id {tp.contact_id!r}; key records by contact_id"
             await self.dead(KEY_MISMATCH, detail, message)
             return
+        expected = default_partition(contact, self.settings.partitions)
+        if expected != partition:  # checked on every record: a contact's state lives in one partition
+            detail = (
+                f"contact {tp.contact_id!r} arrived in partition {partition}, but Kafka's default "
+                f"(murmur2) partitioner puts its key in partition {expected}; produce with it"
+            )
+            await self.dead(KEY_MISMATCH, detail, message)
+            return
         engine = self.engine_for(partition)
-        if tp.contact_id not in self.store:
-            expected = default_partition(contact, self.settings.partitions)
-            if expected != partition:
-                detail = (
-                    f"contact {tp.contact_id!r} arrived in partition {partition}, but Kafka's default "
-                    f"(murmur2) partitioner puts its key in partition {expected}; produce with it"
-                )
-                await self.dead(KEY_MISMATCH, detail, message)
-                return
         self.counts["touchpoints"] += 1
         if self.store.applied(tp.contact_id, message.offset):
             # Delivered again after a crash, already applied before it: move the clock only.

@@ -300,3 +300,9 @@ def worker(broker: Broker) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for proc in started:
         proc.stop(signal.SIGKILL if proc.process.poll() is None else signal.SIGTERM, timeout_s=STOP_TIMEOUT_S)
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """free_port() -> a loopback TCP port nothing listens on (for a worker's web server, or as a dead broker)."""
+    return _free_loopback_port
