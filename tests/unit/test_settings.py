@@ -97,6 +97,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "IDLE_AFTER": "2m",
         "SESSION_TIMEOUT": "6s",
         "LOG_LEVEL": "debug",
+        "END_OFFSETS_FROM_FETCH": "true",
     }
     assert {f"FUNNEL_{name}" for name in env} == ENV_VARS  # the test sets each one
     got = from_env(**env)
@@ -122,6 +123,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         idle_after_s=120.0,
         session_timeout_s=6.0,
         log_level="debug",
+        end_offsets_from_fetch="true",
         security_protocol="SASL_SSL",
         sasl_mechanism="SCRAM-SHA-512",
         sasl_username="svc",
