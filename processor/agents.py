@@ -133,26 +133,23 @@ class JourneyAgent:
         engine = self.engine_for(partition)
         clock = self.partition_clocks[partition]
         now = time.time()
-        if (
-            clock.latest is not None
-            and now - clock.last_wall >= self.settings.idle_after_s
-            and self._caught_up(partition, clock)
-        ):
+        idle = clock.latest is not None and now - clock.last_wall >= self.settings.idle_after_s
+        if idle and clock.latest is not None and await self._caught_up(partition, clock):
             await self.emit(partition, engine.advance_to(clock.latest + int((now - clock.wall_at_latest) * _US)))
         if clock.latest is not None and clock.saved != (clock.latest, clock.wall_at_latest):
             clock.saved = (clock.latest, clock.wall_at_latest)
             self.clocks[b"%d" % partition] = orjson.dumps(clock.saved)
 
-    def _caught_up(self, partition: int, clock: PartitionClock) -> bool:
+    async def _caught_up(self, partition: int, clock: PartitionClock) -> bool:
         """No touchpoint waiting in this partition (else the clock must not run ahead of it)."""
         tp = TP(self.settings.topic_touchpoints, partition)
         try:
             highwater = self.app.consumer.highwater(tp)
-        except (KeyError, AssertionError, TypeError):
+            # Nothing processed since this worker took the partition: where it reads next.
+            position = clock.next_offset if clock.next_offset is not None else await self.app.consumer.position(tp)
+        except (KeyError, AssertionError, TypeError, ValueError):
             return False
-        if highwater is None:
-            return False
-        return clock.next_offset is not None and highwater <= clock.next_offset
+        return highwater is not None and position is not None and highwater <= position
 
     # -- outputs ------------------------------------------------------------------
 
@@ -186,9 +183,12 @@ class JourneyAgent:
             clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
             saved = self.clocks.get(b"%d" % partition)
             if saved is not None:
+                # Only the idle clock starts from the saved time. The engine's event clock
+                # comes from the touchpoints Kafka delivers again after a restart: table
+                # recovery may hold contact states older than the saved time, and a clock
+                # ahead of them would fire stalls their next touchpoints had prevented.
                 latest, wall = orjson.loads(saved)
                 clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
-                engine.clock = engine.latest = latest
             started = time.monotonic()
             mine = [
                 contact

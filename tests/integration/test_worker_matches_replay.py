@@ -82,10 +82,10 @@ def assert_same_outputs(got: list[dict[str, Any]], expected: dict[str, dict[str,
 
 
 def test_worker_outputs_equal_the_replay(
-    broker: Any, topics: Callable[..., Any], worker: Callable[..., Any], tmp_path: Path
+    broker: Any, topics: Callable[..., Any], worker: Callable[..., Any], free_port: Callable[[], int], tmp_path: Path
 ) -> None:
     names = topics(PARTITIONS)
-    env = broker.env(names, session_timeout="2s", idle_after="1d", store="rocksdb")
+    env = broker.env(names, session_timeout="2s", idle_after="1d", store="rocksdb", web_port=free_port())
     settings = Settings.from_env(env)
     lines = simulate(tmp_path / "touchpoints.jsonl", TOUCHPOINTS, seed=7)
     expected = oracle(lines, PARTITIONS)

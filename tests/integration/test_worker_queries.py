@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,13 +16,6 @@ from processor.settings import Settings
 QUERY_TIMEOUT_S = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _get(url: str) -> tuple[int, Any]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -33,10 +25,10 @@ def _get(url: str) -> tuple[int, Any]:
 
 
 def test_journey_and_funnel_counts_are_served(
-    broker: Any, topics: Callable[..., Any], worker: Callable[..., Any]
+    broker: Any, topics: Callable[..., Any], worker: Callable[..., Any], free_port: Callable[[], int]
 ) -> None:
     names = topics(2)
-    port = _free_port()
+    port = free_port()
     env = broker.env(
         names, session_timeout="2s", idle_after="1d", store="memory", web_port=port, funnels="quote-to-deal"
     )

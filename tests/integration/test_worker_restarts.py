@@ -9,7 +9,6 @@ repeats only as exact copies (at-least-once), counted and printed.
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,10 @@ PROGRESS_TIMEOUT_S = 120.0
 OUTPUT_TIMEOUT_S = 300.0
 
 
-def worker_env(broker: Any, names: Any, tansu_defect: Callable[..., bool], **overrides: Any) -> dict[str, str]:
+def worker_env(
+    broker: Any, names: Any, tansu_defect: Callable[..., bool], free_port: Callable[[], int], **overrides: Any
+) -> dict[str, str]:
+    overrides.setdefault("web_port", free_port())
     env: dict[str, str] = broker.env(names, session_timeout="2s", idle_after="1d", store="rocksdb", **overrides)
     if tansu_defect(
         "short-end-offsets",
@@ -35,13 +37,6 @@ def worker_env(broker: Any, names: Any, tansu_defect: Callable[..., bool], **ove
     ):
         env["FUNNEL_END_OFFSETS_FROM_FETCH"] = "true"
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for_outputs(settings: Settings, at_least: int) -> int:
@@ -60,11 +55,12 @@ def test_a_worker_stopped_mid_stream_and_restarted_loses_nothing(
     topics: Callable[..., Any],
     worker: Callable[..., Any],
     tansu_defect: Callable[..., bool],
+    free_port: Callable[[], int],
     tmp_path: Path,
     stop_signal: signal.Signals,
 ) -> None:
     names = topics(PARTITIONS)
-    env = worker_env(broker, names, tansu_defect)
+    env = worker_env(broker, names, tansu_defect, free_port)
     settings = Settings.from_env(env)
     lines = simulate(tmp_path / "touchpoints.jsonl", TOUCHPOINTS, seed=11)
     expected = oracle(lines, PARTITIONS)
@@ -87,11 +83,12 @@ def test_two_workers_one_killed_the_survivor_finishes_the_stream(
     topics: Callable[..., Any],
     worker: Callable[..., Any],
     tansu_defect: Callable[..., bool],
+    free_port: Callable[[], int],
     tmp_path: Path,
 ) -> None:
     names = topics(PARTITIONS)
-    env_a = worker_env(broker, names, tansu_defect, data_dir=broker.workdir / f"{names.app_id}-a", web_port=free_port())
-    env_b = worker_env(broker, names, tansu_defect, data_dir=broker.workdir / f"{names.app_id}-b", web_port=free_port())
+    env_a = worker_env(broker, names, tansu_defect, free_port, data_dir=broker.workdir / f"{names.app_id}-a")
+    env_b = worker_env(broker, names, tansu_defect, free_port, data_dir=broker.workdir / f"{names.app_id}-b")
     settings = Settings.from_env(env_a)
     lines = simulate(tmp_path / "touchpoints.jsonl", TOUCHPOINTS, seed=13)
     expected = oracle(lines, PARTITIONS)
