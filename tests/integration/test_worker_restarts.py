@@ -14,10 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from test_worker_matches_replay import PARTITIONS, assert_same_outputs, collect, oracle, simulate
+from test_worker_queries import _get
 
 from processor import kafkaio
+from processor.agents import default_partition
 from processor.settings import Settings
 
 TOUCHPOINTS = 20_000
@@ -37,6 +40,10 @@ def worker_env(
     ):
         env["FUNNEL_END_OFFSETS_FROM_FETCH"] = "true"
     return env
+
+
+def got_so_far(settings: Settings) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in kafkaio.read_topic(settings, settings.topic_transitions, timeout_s=0.5)]
 
 
 def wait_for_outputs(settings: Settings, at_least: int) -> int:
@@ -98,6 +105,18 @@ def test_two_workers_one_killed_the_survivor_finishes_the_stream(
     b.wait_ready()
     kafkaio.produce_lines(settings, names.touchpoints, lines)
     wait_for_outputs(settings, len(expected) // 6)
+    # A contact owned by worker a, asked of worker b: Faust forwards the query to a.
+    port_a, port_b = env_a["FUNNEL_WEB_PORT"], env_b["FUNNEL_WEB_PORT"]
+    owned_by_a = set(_get(f"http://127.0.0.1:{port_a}/funnels/")[1]["partitions"])
+    owned_by_b = set(_get(f"http://127.0.0.1:{port_b}/funnels/")[1]["partitions"])
+    assert owned_by_a and owned_by_b and not owned_by_a & owned_by_b
+    contact = next(
+        o["contact_id"]
+        for o in got_so_far(settings)
+        if default_partition(o["contact_id"].encode(), PARTITIONS) in owned_by_a
+    )
+    status, journey = _get(f"http://127.0.0.1:{port_b}/journeys/{contact}/")
+    assert status == 200 and journey["contact_id"] == contact
     a.stop(signal.SIGKILL)
     got = collect(settings, len(expected), OUTPUT_TIMEOUT_S)
     repeats = assert_same_outputs(got, expected)
