@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
+from test_worker_matches_replay import assert_same_outputs
 
 from processor import kafkaio
 from processor.agents import default_partition
@@ -244,20 +245,6 @@ def check_letters(records: list[ConsumedRecord], located: dict[tuple[int, int], 
         if copies[0].key != bad.key:
             problems.append(f"{bad.name}: dead letter keyed {copies[0].key!r}, the record was keyed {bad.key!r}")
     return problems
-
-
-def assert_same_outputs(got: list[dict[str, Any]], expected: dict[str, dict[str, Any]]) -> int:
-    """Equal by id and content; returns how many extra exact copies at-least-once delivered."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for output in got:
-        first = by_id.setdefault(output["id"], output)
-        assert first == output, f"two different outputs share the id {output['id']}"
-    missing, extra = expected.keys() - by_id.keys(), by_id.keys() - expected.keys()
-    assert not missing, f"{len(missing)} outputs missing, e.g. {[expected[i] for i in sorted(missing)[:2]]}"
-    assert not extra, f"{len(extra)} outputs not in the replay, e.g. {[by_id[i] for i in sorted(extra)[:2]]}"
-    differing = [i for i in expected if by_id[i] != expected[i]]
-    assert not differing, f"{len(differing)} differ, e.g. {by_id[differing[0]]} != {expected[differing[0]]}"
-    return len(got) - len(by_id)
 
 
 def assert_never_restarted(proc: Any) -> None:

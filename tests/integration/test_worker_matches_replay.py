@@ -75,7 +75,8 @@ def assert_same_outputs(got: list[dict[str, Any]], expected: dict[str, dict[str,
         first = by_id.setdefault(output["id"], output)
         assert first == output, f"two different outputs share the id {output['id']}"
     missing, extra = expected.keys() - by_id.keys(), by_id.keys() - expected.keys()
-    assert not missing and not extra, f"{len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra"
+    assert not missing, f"{len(missing)} outputs missing, e.g. {[expected[i] for i in sorted(missing)[:2]]}"
+    assert not extra, f"{len(extra)} outputs not in the replay, e.g. {[by_id[i] for i in sorted(extra)[:2]]}"
     differing = [i for i in expected if by_id[i] != expected[i]]
     assert not differing, f"{len(differing)} differ, e.g. {by_id[differing[0]]} != {expected[differing[0]]}"
     return len(got) - len(by_id)
