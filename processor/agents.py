@@ -26,6 +26,7 @@ import faust
 import orjson
 from aiokafka.partitioner import murmur2
 from faust.types import TP
+from prometheus_client import CollectorRegistry
 
 from processor.deadletter import dead_letter, topic_source
 from processor.funnel.definition import Funnel
@@ -34,6 +35,7 @@ from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
 from processor.journeystore import JourneyStore
+from processor.metrics import FunnelMetrics
 from processor.settings import Settings
 from processor.stagecounts import StageCounts
 
@@ -58,7 +60,9 @@ class PartitionClock:
 
 
 class JourneyAgent:
-    def __init__(self, app: faust.App, settings: Settings, funnels: Sequence[Funnel]) -> None:
+    def __init__(
+        self, app: faust.App, settings: Settings, funnels: Sequence[Funnel], registry: CollectorRegistry | None = None
+    ) -> None:
         self.app, self.settings, self.funnels = app, settings, tuple(funnels)
         self.limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -75,6 +79,7 @@ class JourneyAgent:
         self.engines: dict[int, Engine] = {}
         self.partition_clocks: dict[int, PartitionClock] = {}
         self.stage_counts = StageCounts(self.funnels)
+        self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
         self.counts = {"touchpoints": 0, "dead_letters": 0, "outputs": 0, "reapplied_skipped": 0}
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)
@@ -120,8 +125,14 @@ class JourneyAgent:
             self.counts["reapplied_skipped"] += 1
             outputs = engine.advance_to(tp.at)
         else:
+            duplicates, late = engine.duplicates, engine.late
             outputs = engine.observe(tp)
             self.store.mark_applied(tp.contact_id, message.offset)
+            self.metrics.touchpoints.inc()
+            if engine.duplicates > duplicates:
+                self.metrics.duplicates.inc()
+            if engine.late > late:
+                self.metrics.late.inc()
         clock = self.partition_clocks[partition]
         now = time.time()
         if clock.latest is None or tp.at > clock.latest:
@@ -166,10 +177,13 @@ class JourneyAgent:
                 self.store.discard()
                 raise
             self.counts["outputs"] += len(outputs)
+            clock = self.engines[partition].clock
+            self.metrics.count(outputs, None if clock is None else clock / _US)
         self.stage_counts.apply(partition, self.store.commit())
 
     async def dead(self, reason: str, detail: str, message: Any) -> None:
         self.counts["dead_letters"] += 1
+        self.metrics.dead_letters.labels(reason).inc()
         source = topic_source(message.topic, message.partition, message.offset)
         letter = dead_letter(reason, detail, message.value or b"", source, message.key)
         await self.deadletters.send(key=message.key, value=orjson.dumps(letter))
@@ -203,6 +217,8 @@ class JourneyAgent:
         return engine
 
     async def send_ticks(self) -> None:
+        lags = [time.time() - c.latest / _US for c in self.partition_clocks.values() if c.latest is not None]
+        self.metrics.event_time_lag.set(max(lags, default=0.0))
         now = orjson.dumps(time.time())
         for tp in self.app.assignor.assigned_actives():
             if tp.topic == self.settings.topic_touchpoints:

@@ -22,6 +22,8 @@ def _fail(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     # Faust and the Kafka clients load only for this command, keeping the others quick.
     import faust
+    from faust.sensors.prometheus import setup_prometheus_sensors
+    from prometheus_client import CollectorRegistry
 
     from processor import kafkaio
     from processor.agents import JourneyAgent
@@ -45,7 +47,9 @@ def _run(args: argparse.Namespace) -> int:
 
         take_end_offsets_from_fetch()
     app = create_app(settings)
-    register_views(app, JourneyAgent(app, settings, funnels))
+    registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="funnel_faust")
+    register_views(app, JourneyAgent(app, settings, funnels, registry))
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from processor import kafkaio
 from processor.settings import Settings
@@ -72,4 +73,17 @@ def test_journey_and_funnel_counts_are_served(
     assert journey["first_touch"] == {"type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"}
     status, missing = _get(f"{base}/journeys/nobody/")
     assert status == 404 and "nobody" in missing["error"]
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+
+    def sample(family: str, name: str, **labels: str) -> float:
+        return next(s.value for s in families[family].samples if s.name == name and s.labels == labels)
+
+    assert sample("funnel_touchpoints", "funnel_touchpoints_total") == 5
+    assert sample("funnel_stage_entries", "funnel_stage_entries_total", funnel="quote-to-deal", stage="request") == 3
+    lost = {"funnel": "quote-to-deal", "stage": "request", "reason": "lost"}
+    assert sample("funnel_dropoffs", "funnel_dropoffs_total", **lost) == 1
+    assert sample("funnel_contacts_in_stage", "funnel_contacts_in_stage", funnel="quote-to-deal", stage="briefing") == 1
+    assert any(name.startswith("funnel_faust_") for name in families)  # Faust's own sensor, same registry
     assert proc.stop() == 0
