@@ -77,10 +77,10 @@ class JourneyAgent:
         self.clocks = app.Table("clocks", **table)
         self.store = JourneyStore(self.journeys)
         self.engines: dict[int, Engine] = {}
+        self._contacts_by_partition: dict[int, list[str]] | None = None  # one table scan per rebalance
         self.partition_clocks: dict[int, PartitionClock] = {}
         self.stage_counts = StageCounts(self.funnels)
         self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
-        self.counts = {"touchpoints": 0, "dead_letters": 0, "outputs": 0, "reapplied_skipped": 0}
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
@@ -119,10 +119,9 @@ class JourneyAgent:
             await self.dead(KEY_MISMATCH, detail, message)
             return
         engine = self.engine_for(partition)
-        self.counts["touchpoints"] += 1
         if self.store.applied(tp.contact_id, message.offset):
             # Delivered again after a crash, already applied before it: move the clock only.
-            self.counts["reapplied_skipped"] += 1
+            self.metrics.redelivered.inc()
             outputs = engine.advance_to(tp.at)
         else:
             duplicates, late = engine.duplicates, engine.late
@@ -176,13 +175,11 @@ class JourneyAgent:
             except Exception:
                 self.store.discard()
                 raise
-            self.counts["outputs"] += len(outputs)
             clock = self.engines[partition].clock
             self.metrics.count(outputs, None if clock is None else clock / _US)
         self.stage_counts.apply(partition, self.store.commit())
 
     async def dead(self, reason: str, detail: str, message: Any) -> None:
-        self.counts["dead_letters"] += 1
         self.metrics.dead_letters.labels(reason).inc()
         source = topic_source(message.topic, message.partition, message.offset)
         letter = dead_letter(reason, detail, message.value or b"", source, message.key)
@@ -204,17 +201,26 @@ class JourneyAgent:
                 latest, wall = orjson.loads(saved)
                 clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
             started = time.monotonic()
-            mine = [
-                contact
-                for contact in self.store
-                if default_partition(contact.encode(), self.settings.partitions) == partition
-            ]
+            mine = self._contacts_of(partition)
             engine.schedule(mine)
             self.stage_counts.rebuild(partition, (self.store[contact] for contact in mine))
             log.info(
                 "partition %d: %d contacts, timers rebuilt in %.2fs", partition, len(mine), time.monotonic() - started
             )
         return engine
+
+    def _contacts_of(self, partition: int) -> list[str]:
+        """The contacts stored for a partition, from one scan of the table per rebalance.
+
+        A partition's contacts are only written by its own events, which create its
+        engine first, so a scan made for any partition holds every later one's too.
+        """
+        if self._contacts_by_partition is None:
+            grouped: dict[int, list[str]] = {}
+            for contact in self.store:
+                grouped.setdefault(default_partition(contact.encode(), self.settings.partitions), []).append(contact)
+            self._contacts_by_partition = grouped
+        return self._contacts_by_partition.pop(partition, [])
 
     async def send_ticks(self) -> None:
         lags = [time.time() - c.latest / _US for c in self.partition_clocks.values() if c.latest is not None]
@@ -232,3 +238,4 @@ class JourneyAgent:
                 self.partition_clocks.pop(tp.partition, None)
                 self.stage_counts.drop(tp.partition)
         self.store.forget()
+        self._contacts_by_partition = None

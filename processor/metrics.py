@@ -58,6 +58,11 @@ class FunnelMetrics:
             "funnel_duplicate_touchpoints", "Touchpoints ignored as duplicates", registry=registry
         )
         self.late = Counter("funnel_late_touchpoints", "Touchpoints older than one already seen", registry=registry)
+        self.redelivered = Counter(
+            "funnel_redelivered_touchpoints",
+            "Touchpoints delivered again after a crash and already applied (only the clock moved)",
+            registry=registry,
+        )
         self.dead_letters = Counter("funnel_dead_letters", "Records refused, by reason", ["reason"], registry=registry)
         self.entries = Counter(
             "funnel_stage_entries", "Contacts entering a stage", ["funnel", "stage"], registry=registry
@@ -117,10 +122,6 @@ class FunnelMetrics:
                     self.time_in_stage.labels(funnel, from_stage).observe(previous)
             else:
                 self.dropoffs.labels(output["funnel"], output["stage"], output["reason"]).inc()
-                if output["reason"] == "stalled" and clock_s is not None:
-                    deadline_s = output["time_in_stage_s"] + _epoch_s(output["entered_stage_at"])
+                if output["reason"] == "stalled" and clock_s is not None:  # a stall occurs at its deadline
+                    deadline_s = parse_time(output["occurred_at"]) / 1_000_000
                     self.deadline_lateness.observe(max(0.0, clock_s - deadline_s))
-
-
-def _epoch_s(text: str) -> float:
-    return parse_time(text) / 1_000_000

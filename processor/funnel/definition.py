@@ -93,9 +93,6 @@ class Funnel:
     counted: Mapping[str, int] = field(default_factory=dict, compare=False)
     types: frozenset[str] = field(default=frozenset(), compare=False)  # every type any rule names
 
-    def stage_index(self, name: str) -> int:
-        return self.stages.index(name)
-
 
 def _index(rules: Sequence[Rule]) -> dict[str, tuple[Rule, ...]]:
     grouped: dict[str, list[Rule]] = {}

@@ -79,10 +79,6 @@ class Engine:
             self.clock = clock
         return self._fire_due()
 
-    def next_due(self) -> int | None:
-        """The earliest scheduled deadline (possibly stale), for a caller's timer."""
-        return self._timers[0][0] if self._timers else None
-
     def schedule(self, contact_ids: Iterable[str]) -> None:
         """(Re)build timers for contacts whose states were loaded from elsewhere."""
         for contact_id in contact_ids:
