@@ -22,11 +22,10 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from test_worker_matches_replay import assert_same_outputs
+from test_worker_matches_replay import assert_same_outputs, simulate
 
 from processor import kafkaio
 from processor.agents import default_partition
-from processor.cli import main
 from processor.definitions import PRESETS, load_funnels
 from processor.funnel.timefmt import parse_time
 from processor.kafkaio import ConsumedRecord
@@ -118,13 +117,6 @@ def edge_goods(when: str) -> list[bytes]:
         sized(doc("edge-64k", occurred_at=when), LIMIT),
         orjson.dumps({**doc("edge-nulls", occurred_at=when), "channel": None, "campaign": None, "properties": None}),
     ]
-
-
-def simulate(path: Path, touchpoints: int, seed: int) -> list[bytes]:
-    funnels = [arg for name in PRESETS for arg in ("--funnel", name)]
-    args = ["simulate", *funnels, "--touchpoints", str(touchpoints), "--seed", str(seed), "--days", "2"]
-    assert main([*args, "--output", str(path)]) == 0
-    return path.read_bytes().splitlines()
 
 
 def key_of(line: bytes) -> bytes:
@@ -271,7 +263,7 @@ def test_every_bad_record_is_dead_lettered_once_and_every_good_one_processed(
 ) -> None:
     names = topics(PARTITIONS)
     settings = broker.settings(names)
-    goods = simulate(tmp_path / "good.jsonl", GOOD_TOUCHPOINTS, seed=11)
+    goods = simulate(tmp_path / "good.jsonl", GOOD_TOUCHPOINTS, seed=11, days=2)
     goods += edge_goods(max((orjson.loads(line)["occurred_at"] for line in goods), key=parse_time))
     bads = corpus()
     records = interleave(goods, [bad for bad in bads if bad.partition is None])

@@ -30,9 +30,9 @@ PARTITIONS = 4
 OUTPUT_TIMEOUT_S = 300.0  # the whole stream through the worker
 
 
-def simulate(path: Path, touchpoints: int, seed: int) -> list[bytes]:
+def simulate(path: Path, touchpoints: int, seed: int, days: int = 30) -> list[bytes]:
     funnels = [arg for name in PRESETS for arg in ("--funnel", name)]
-    args = ["simulate", *funnels, "--touchpoints", str(touchpoints), "--seed", str(seed), "--days", "30"]
+    args = ["simulate", *funnels, "--touchpoints", str(touchpoints), "--seed", str(seed), "--days", str(days)]
     assert main([*args, "--output", str(path)]) == 0
     return path.read_bytes().splitlines()
 
