@@ -28,12 +28,14 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from processor.app import ssl_context
 from processor.deadletter import dead_letter, topic_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
+from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range
 from processor.journeystore import JourneyStore
 from processor.metrics import FunnelMetrics
 from processor.settings import Settings
@@ -78,6 +80,8 @@ class JourneyAgent:
         self.store = JourneyStore(self.journeys)
         self.engines: dict[int, Engine] = {}
         self._contacts_by_partition: dict[int, list[str]] | None = None  # one table scan per rebalance
+        self._watch: dict[int, tuple[int | None, int]] = {}  # partition -> (next offset, records checked)
+        self._fetch_config = consumer_config(settings, ssl_context(settings))
         self.partition_clocks: dict[int, PartitionClock] = {}
         self.stage_counts = StageCounts(self.funnels)
         self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
@@ -96,6 +100,31 @@ class JourneyAgent:
                 await self.on_touchpoint(message)
 
     async def on_touchpoint(self, message: Any) -> None:
+        await self._recover_skipped(message)
+        await self._apply(message)
+
+    async def _recover_skipped(self, message: Any) -> None:
+        """Process records Faust left out just after taking on this partition (processor/gaps.py)."""
+        partition, offset = message.partition, message.offset
+        expected, checked = self._watch.get(partition, (None, 0))
+        if checked >= WATCH_RECORDS:
+            return
+        self._watch[partition] = (offset + 1, checked + 1)
+        if expected is None or offset <= expected:
+            return
+        missed = await fetch_range(self._fetch_config, message.topic, partition, expected, offset)
+        if missed:
+            log.warning(
+                "partition %d: %d records before offset %d were not delivered; processing them",
+                partition,
+                len(missed),
+                offset,
+            )
+            self.metrics.recovered.inc(len(missed))
+        for record in missed:
+            await self._apply(record)
+
+    async def _apply(self, message: Any) -> None:
         partition, raw, key = message.partition, message.value, message.key
         if raw is None:
             await self.dead(NOT_JSON, "record has no value (a tombstone); a touchpoint is a JSON object", message)
@@ -239,3 +268,4 @@ class JourneyAgent:
                 self.stage_counts.drop(tp.partition)
         self.store.forget()
         self._contacts_by_partition = None
+        self._watch.clear()

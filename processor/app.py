@@ -10,25 +10,30 @@ from aiokafka.helpers import create_ssl_context
 from processor.settings import Settings
 
 
+def ssl_context(settings: Settings) -> Any:
+    """The TLS context for SSL and SASL_SSL, else None."""
+    if settings.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return create_ssl_context(
+        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+        certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        password=settings.ssl_key_password.reveal() if settings.ssl_key_password else None,
+    )
+
+
 def _credentials(settings: Settings) -> Any:
     protocol = settings.security_protocol
     if protocol == "PLAINTEXT":
         return None
-    ssl_context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        ssl_context = create_ssl_context(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
-            certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
-            keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-            password=settings.ssl_key_password.reveal() if settings.ssl_key_password else None,
-        )
+    context = ssl_context(settings)
     if protocol == "SSL":
-        return faust.SSLCredentials(ssl_context)
+        return faust.SSLCredentials(context)
     assert settings.sasl_username is not None and settings.sasl_password is not None
     return faust.SASLCredentials(
         username=settings.sasl_username,
         password=settings.sasl_password.reveal(),
-        ssl_context=ssl_context,
+        ssl_context=context,
         mechanism=settings.sasl_mechanism,
     )
 

@@ -58,6 +58,11 @@ class FunnelMetrics:
             "funnel_duplicate_touchpoints", "Touchpoints ignored as duplicates", registry=registry
         )
         self.late = Counter("funnel_late_touchpoints", "Touchpoints older than one already seen", registry=registry)
+        self.recovered = Counter(
+            "funnel_recovered_touchpoints",
+            "Touchpoints Faust left out after taking on a partition, fetched and processed (processor/gaps.py)",
+            registry=registry,
+        )
         self.redelivered = Counter(
             "funnel_redelivered_touchpoints",
             "Touchpoints delivered again after a crash and already applied (only the clock moved)",

@@ -1,0 +1,20 @@
+"""Fetching a range of offsets, which the worker uses for records Faust left out (processor/gaps.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from processor import kafkaio
+from processor.gaps import consumer_config, fetch_range
+
+
+def test_fetch_range_returns_exactly_the_asked_offsets(broker: Any, topics: Callable[..., Any]) -> None:
+    names = topics(1)
+    settings = broker.settings(names)
+    records = [(b"c%d" % i, b'{"n": %d}' % i) for i in range(10)]
+    kafkaio.produce_records(settings, names.touchpoints, records)
+    got = asyncio.run(fetch_range(consumer_config(settings, None), names.touchpoints, 0, 3, 7))
+    assert [(r.offset, r.key, r.value) for r in got] == [(i, *records[i]) for i in range(3, 7)]
+    assert asyncio.run(fetch_range(consumer_config(settings, None), names.touchpoints, 0, 10, 10)) == []
