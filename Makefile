@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup tools demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: lint
+# Debian's prometheus package (server and promtool), for the rule and end-to-end tests.
+tools:
+	scripts/install-prometheus.sh
+
+test: lint tools
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
