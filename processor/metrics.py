@@ -4,7 +4,9 @@ Labels are bounded: funnel, stage, from_stage, to_stage, reason; never a contact
 Every label set of every configured funnel exists at 0 from the start, so rates and
 ratios have series to work with before the first event. Counters sum correctly over
 any number of workers; the contacts-in-stage gauges are read, at scrape time, from
-the stage counts of the partitions this worker owns, so they sum correctly too.
+the stage counts of the partitions this worker owns, so they sum correctly too. The one
+exception is funnel_stage_position, a stage's place in its funnel (for dashboards to
+order stages by), the same on every worker: take its max, not its sum.
 """
 
 from __future__ import annotations
@@ -101,11 +103,18 @@ class FunnelMetrics:
             buckets=LATENESS_BUCKETS,
             registry=registry,
         )
+        self.positions = Gauge(
+            "funnel_stage_position",
+            "Place of the stage in its funnel, from 1 (for ordering stages; take max over workers, not sum)",
+            ["funnel", "stage"],
+            registry=registry,
+        )
         registry.register(StageGauges(counts))
         for reason in REASONS:
             self.dead_letters.labels(reason)
         for funnel in funnels:
             for i, stage in enumerate(funnel.stages):
+                self.positions.labels(funnel.name, stage).set(i + 1)
                 self.entries.labels(funnel.name, stage)
                 self.time_in_stage.labels(funnel.name, stage)
                 self.time_to_convert.labels(funnel.name, stage)

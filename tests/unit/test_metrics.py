@@ -76,3 +76,14 @@ def test_stall_lateness_is_measured_in_event_time() -> None:
     metrics.count(engine.advance_to(clock), clock / 1_000_000)
     assert registry.get_sample_value("funnel_deadline_lateness_seconds_count") == 1
     assert registry.get_sample_value("funnel_deadline_lateness_seconds_sum") == 3.0
+
+
+def test_stage_positions_give_each_funnels_stage_order() -> None:
+    registry, *_ = setup()
+    [funnel] = FUNNELS
+    positions = {
+        stage: registry.get_sample_value("funnel_stage_position", {"funnel": funnel.name, "stage": stage})
+        for stage in funnel.stages
+    }
+    assert sorted(positions, key=lambda stage: positions[stage] or 0) == list(funnel.stages)
+    assert sorted(positions.values()) == list(range(1, len(funnel.stages) + 1))
