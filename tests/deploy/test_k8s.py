@@ -5,7 +5,8 @@ example overlay by `kubectl kustomize`, skipped with the reason when kubectl is 
 Every rendered object is validated against the Kubernetes JSON schemas that
 kubernetes-validate bundles (strict: unknown fields fail), for the oldest release the
 manifests are written for and the newest the validator knows; the PodMonitor, a
-Prometheus Operator resource those schemas do not cover, gets a structural check.
+Prometheus Operator resource those schemas do not cover, gets a structural check (the
+PrometheusRule is checked with the rule files, in test_prometheus_rules.py).
 Then the manifests are checked against the code: the settings accept the configuration
 each container gets, commands parse, and one web port and one data directory are used
 throughout. Whether pods start and become ready needs a cluster.
@@ -35,7 +36,7 @@ BASE = ROOT / "deploy/k8s/base"
 OVERLAY = ROOT / "deploy/k8s/overlays/example"
 MIN_KUBERNETES = "1.30"  # the oldest release the manifests are written for (see base/kustomization.yaml)
 VERSIONS = sorted({MIN_KUBERNETES, latest_version()})
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "PodMonitor")}
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 POD = {"metadata.name": "funnel-processor-0", "metadata.namespace": "funnels"}  # for $(VAR) and fieldRef
 Obj = dict[str, Any]
@@ -145,8 +146,8 @@ def test_kubectl_renders_the_base_as_its_files_read() -> None:
     assert sorted(kubectl_kustomize(BASE), key=key) == sorted(render_base(), key=key)
 
 
-def test_only_the_podmonitor_is_outside_the_core_schemas(rendered: list[Obj]) -> None:
-    assert [obj["kind"] for obj in rendered if not is_core(obj)] == ["PodMonitor"]
+def test_only_the_prometheus_operator_resources_are_outside_the_core_schemas(rendered: list[Obj]) -> None:
+    assert sorted(obj["kind"] for obj in rendered if not is_core(obj)) == ["PodMonitor", "PrometheusRule"]
 
 
 def test_the_podmonitor_scrapes_the_workers_web_port_at_metrics(rendered: list[Obj]) -> None:
