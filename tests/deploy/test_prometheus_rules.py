@@ -18,39 +18,16 @@ from typing import Any
 
 import pytest
 import yaml
-from faust.sensors.prometheus import FaustMetrics
-from prometheus_client import CollectorRegistry
+from monitoring import ALERTS, GROUPS, RECORDED, ROOT, RULE_FILES, RULES, exported_names, rule_name
 from promql import metric_names
 from tools import require
 
-from processor.definitions import load_funnels
-from processor.metrics import FunnelMetrics
-from processor.stagecounts import StageCounts
-
-ROOT = Path(__file__).resolve().parents[2]
-RULES_DIR = ROOT / "deploy/prometheus/rules"
-RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
 UNIT_TESTS = ROOT / "tests/deploy/prometheus/alerts.test.yml"
-GROUPS: list[dict[str, Any]] = [group for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]]
-RULES: list[dict[str, Any]] = [rule for group in GROUPS for rule in group["rules"]]
-ALERTS = {rule["alert"]: rule for rule in RULES if "alert" in rule}
-RECORDED = {rule["record"] for rule in RULES if "record" in rule}
 SEVERITIES = {"critical", "warning"}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([require("promtool"), *map(str, args)], capture_output=True, text=True, timeout=120)
-
-
-def exported_names() -> set[str]:
-    """Every sample name the worker's /metrics can show (its registry and Faust's sensor)."""
-    registry = CollectorRegistry()
-    funnels = load_funnels(["b2b-sales"])
-    FunnelMetrics(registry, funnels, StageCounts(funnels))
-    FaustMetrics.create(registry, "funnel_faust")
-    return {sample.name for family in registry.collect() for sample in family.samples} | {
-        family.name for family in registry.collect()
-    }
 
 
 def test_the_rule_files_load() -> None:
@@ -79,18 +56,14 @@ def test_each_alert_waits_and_says_what_is_wrong(name: str) -> None:
 
 
 def test_every_series_a_rule_reads_is_exported_or_recorded() -> None:
-    known = exported_names() | RECORDED | {"up"}
-    unknown = {name: sorted(metric_names(rule["expr"]) - known) for name, rule in _named_rules()}
+    known = exported_names() | set(RECORDED) | {"up"}
+    unknown = {rule_name(rule): sorted(metric_names(rule["expr"]) - known) for rule in RULES}
     assert {name: missing for name, missing in unknown.items() if missing} == {}
 
 
 def test_recorded_names_follow_level_metric_operations() -> None:
     for name in RECORDED:
         assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z_0-9]+", name), name
-
-
-def _named_rules() -> list[tuple[str, dict[str, Any]]]:
-    return [(rule.get("alert") or rule["record"], rule) for rule in RULES]
 
 
 def _unit_test_cases() -> list[dict[str, Any]]:
