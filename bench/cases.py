@@ -131,7 +131,7 @@ def memory_state(lab: Lab) -> list[Row]:
         read, rebuilt = built["changelog_read_after_s"], built["timers_rebuilt_s"]
         recovery += f" (changelog read by {read:g} s; timers rebuilt in {rebuilt:g} s)"
     if built.get("probes_left_out"):
-        recovery += f"; {built['probes_left_out']} probe(s) left out by Faust after assignment"
+        recovery += f"; probes Faust left out, (partition, offset): {built['probes_left_out']}"
     name = f"recovery of {n:,} contacts, memory store"
     return [row("6a", (full.rss - empty.rss) / n, memory, built), row("6c", full.seconds, recovery, name=name)]
 

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.lab import STALL_FUNNEL, Lab, partition_of
 from bench.procs import BenchError, Proc, python_command
-from bench.streams import Reader, Record, contact_key, create_topics
+from bench.streams import Reader, Record, create_topics
 from processor.definitions import PRESETS
 from processor.funnel.timefmt import format_time, parse_duration, parse_time
 
@@ -38,13 +38,16 @@ STALL_S = 2.0  # bench/funnels/stall-probe.json
 DEFAULT_IDLE_AFTER_S = 5.0  # the worker's default FUNNEL_IDLE_AFTER
 TICK_S = 1.0  # the worker's default FUNNEL_TICK_INTERVAL
 READ_WAIT_MS = 10  # this reader's fetch wait: it adds at most this to each latency on a quiet broker
+WARMUP = b"bench-warmup"  # the contact of the one touchpoint sent before timing starts
 WARMUP_TIMEOUT_S = 90.0
 FAUST_FETCH_WAIT_MS = 1500  # faust-streaming 0.15 sets fetch_max_wait_ms=1500 on its aiokafka consumer
 
 
 def percentile(values: list[float], p: int) -> float:
-    if len(values) < 2:
-        raise BenchError(f"only {len(values)} samples for a percentile")
+    if not values:
+        raise BenchError("no samples")
+    if len(values) == 1:
+        return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
@@ -66,35 +69,40 @@ class LiveResult:
         }
 
 
-def _stamp(line: bytes, now: float) -> tuple[str, bytes]:
+def _stamp(line: bytes, now: float, lap: int) -> tuple[bytes, str, bytes]:
+    """(key, event id, value) of an input line sent now; on the input's lap k > 0 its contact
+    and event ids get a "~k" suffix, so a run longer than the input still sends new contacts."""
     doc = orjson.loads(line)
+    if lap:
+        doc["contact_id"], doc["event_id"] = f"{doc['contact_id']}~{lap}", f"{doc['event_id']}~{lap}"
     doc["occurred_at"] = format_time(int(now * 1_000_000))
-    return str(doc["event_id"]), orjson.dumps(doc)
+    return str(doc["contact_id"]).encode(), str(doc["event_id"]), orjson.dumps(doc)
 
 
 async def _warm_up(producer: AIOKafkaProducer, reader: Reader, topic: str, proc: Proc) -> None:
     """One touchpoint through the worker, so timing starts once it is processing."""
-    doc = {"event_id": "bench-warmup", "contact_id": "bench-warmup", "type": "page_view"}
+    contact = WARMUP.decode()
+    doc = {"event_id": contact, "contact_id": contact, "type": "page_view"}
     doc["occurred_at"] = format_time(int(time.time() * 1_000_000))
-    await producer.send_and_wait(topic, key=b"bench-warmup", value=orjson.dumps(doc))
-    await reader.until(lambda r: any(x.key == b"bench-warmup" for x in r), stall_s=WARMUP_TIMEOUT_S, procs=[proc])
+    await producer.send_and_wait(topic, key=WARMUP, value=orjson.dumps(doc))
+    await reader.until(lambda r: any(x.key == WARMUP for x in r), stall_s=WARMUP_TIMEOUT_S, procs=[proc])
 
 
 async def _paced(
-    producer: AIOKafkaProducer, topic: str, lines: list[bytes], rate: float, partitions: int
+    producer: AIOKafkaProducer, topic: str, lines: list[bytes], count: int, rate: float, partitions: int
 ) -> tuple[dict[str, float], dict[int, float]]:
-    """Send lines at `rate`; (event id -> send time, partition -> occurred_at of its last touchpoint)."""
+    """Send `count` lines at `rate`, going round the input as often as needed;
+    (event id -> send time, partition -> occurred_at of its last touchpoint)."""
     sent: dict[str, float] = {}
     last_at: dict[int, float] = {}
     pending: list[asyncio.Future[Any]] = []
     start = time.monotonic()
     i = 0
-    while i < len(lines):
-        due = min(len(lines), int((time.monotonic() - start) * rate) + 1)
+    while i < count:
+        due = min(count, int((time.monotonic() - start) * rate) + 1)
         while i < due:
             now = time.time()
-            event_id, value = _stamp(lines[i], now)
-            key = contact_key(lines[i])
+            key, event_id, value = _stamp(lines[i % len(lines)], now, i // len(lines))
             sent.setdefault(event_id, now)
             last_at[partition_of(key, partitions)] = now
             pending.append(await producer.send(topic, key=key, value=value))
@@ -123,7 +131,7 @@ async def _run(lab: Lab, source: str, outputs: list[str], proc: Proc, rate: floa
         async with Reader(lab.broker.hosts, outputs, fetch_wait_ms=READ_WAIT_MS) as reader:
             await _warm_up(producer, reader, source, proc)
             started = time.monotonic()
-            sending = asyncio.create_task(_paced(producer, source, lab.lines[:count], rate, lab.sizes.partitions))
+            sending = asyncio.create_task(_paced(producer, source, lab.lines, count, rate, lab.sizes.partitions))
             while not sending.done():
                 await reader.poll(timeout_ms=50)
                 proc.check_running()
@@ -141,6 +149,8 @@ async def _run(lab: Lab, source: str, outputs: list[str], proc: Proc, rate: floa
 def _analyse(sent: Sent, count: int) -> LiveResult:
     result = LiveResult(sent.rate, count)
     for record in sent.records:
+        if record.key == WARMUP:
+            continue
         output = orjson.loads(record.value)
         if output["kind"] == "transition":
             at = sent.at.get(output["trigger"]["event_id"])
@@ -156,7 +166,7 @@ def _analyse(sent: Sent, count: int) -> LiveResult:
 
 def live(lab: Lab, sustained_rate: float, store: str) -> LiveResult:
     rate = sustained_rate / 2
-    count = min(len(lab.lines), max(2, round(rate * lab.sizes.live_seconds)))
+    count = max(2, round(rate * lab.sizes.live_seconds))
     funnels = ",".join([*PRESETS, str(STALL_FUNNEL)])
     overrides: dict[str, object] = {"store": store, "funnels": funnels}
     if lab.sizes.idle_after is not None:

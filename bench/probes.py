@@ -8,7 +8,10 @@ output gets a new probe every REPROBE_S, and the probes left out are counted.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -35,6 +38,7 @@ class Probes:
         self.partition: dict[bytes, int] = {}
         self.answered: dict[int, float] = {}  # partition -> when its first probe output arrived
         self.replied: set[bytes] = set()
+        self.offset: dict[bytes, int] = {}  # filled in once every probe is acknowledged
         self._k = 0
 
     def wave(self) -> list[tuple[bytes, bytes]]:
@@ -55,41 +59,54 @@ class Probes:
                 self.replied.add(record.key)
                 self.answered.setdefault(self.partition[record.key], record.arrival)
 
-    def left_out(self) -> int:
-        """Probes never answered although a later probe of their partition was (Faust skipped them)."""
-
-        def number(key: bytes) -> int:
-            return int(key.rsplit(b"-", 1)[1])
-
+    def left_out(self) -> list[tuple[int, int]]:
+        """(partition, offset) of probes never answered although a later probe of their partition was."""
         latest: dict[int, int] = {}
         for key in self.replied:
             part = self.partition[key]
-            latest[part] = max(latest.get(part, -1), number(key))
-        return sum(
-            1 for key, part in self.partition.items() if key not in self.replied and number(key) < latest.get(part, -1)
+            latest[part] = max(latest.get(part, -1), self.offset[key])
+        return sorted(
+            (part, self.offset[key])
+            for key, part in self.partition.items()
+            if key not in self.replied and self.offset[key] < latest.get(part, -1)
         )
 
 
-async def until_processing(lab: Lab, env: dict[str, str], proc: Proc, probes: Probes) -> float:
-    """Wall time at which the last partition answered a probe."""
+async def until_processing(
+    lab: Lab, env: dict[str, str], start: Callable[[], Proc], probes: Probes
+) -> tuple[Proc, float]:
+    """Send the first wave, start() the worker, re-probe until every partition answered.
+
+    Returns the worker and the wall time from its start until the last partition answered.
+    """
     topic = env["FUNNEL_TOPIC_TOUCHPOINTS"]
     producer = AIOKafkaProducer(bootstrap_servers=lab.broker.hosts, acks="all")
     await producer.start()
+    sent: dict[bytes, asyncio.Future[Any]] = {}
+
+    async def send_wave() -> None:
+        for key, value in probes.wave():
+            sent[key] = await producer.send(topic, key=key, value=value)
+
     try:
+        await send_wave()
+        await asyncio.gather(*sent.values())  # waiting in the topic before the worker starts
         async with Reader(lab.broker.hosts, lab.outputs(env), fetch_wait_ms=20) as reader:
+            proc = start()
             deadline = time.monotonic() + RECOVERY_TIMEOUT_S
             next_wave = time.monotonic() + REPROBE_S
             while len(probes.answered) < probes.partitions:
                 probes.see(await reader.poll(timeout_ms=100))
                 proc.check_running()
                 if time.monotonic() > next_wave:
-                    for key, value in probes.wave():
-                        await producer.send(topic, key=key, value=value)
+                    await send_wave()
                     next_wave += REPROBE_S
                 if time.monotonic() > deadline:
                     raise BenchError(
                         f"after {RECOVERY_TIMEOUT_S:g} s only partitions {sorted(probes.answered)} answer probes"
                     )
+        for key, future in sent.items():
+            probes.offset[key] = (await future).offset
     finally:
         await producer.stop()
-    return max(probes.answered.values())
+    return proc, max(probes.answered.values()) - proc.started_wall

@@ -49,6 +49,7 @@ class Proc:
     process: subprocess.Popen[bytes]
     log: Path
     started: float  # time.monotonic() just before the process was started
+    started_wall: float  # time.time() then
 
     @property
     def pid(self) -> int:
@@ -82,12 +83,12 @@ class Procs:
 
     def start(self, name: str, command: list[str], env: dict[str, str]) -> Proc:
         log = self.logs / f"{name}.log"
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         with log.open("wb") as out:
             process = subprocess.Popen(
                 command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        proc = Proc(name, process, log, started)
+        proc = Proc(name, process, log, started, started_wall)
         self.live.append(proc)
         return proc
 

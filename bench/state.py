@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.lab import Lab, partition_of
 from bench.probes import Probes, until_processing
-from bench.procs import BenchError
+from bench.procs import BenchError, Proc
 from bench.streams import produce
 from processor.definitions import PRESETS, load_funnels
 from processor.funnel.engine import Engine
@@ -105,19 +105,23 @@ def recover(lab: Lab, sample: list[bytes], clock: int, contacts: int) -> tuple[R
             tansu = next(p for p in lab.procs.live if p.name == "tansu")
             built["tansu_rss_mb"] = round(tansu.rss_bytes() / 2**20)
     probes = Probes(partitions, clock)
-    asyncio.run(produce(lab.broker.hosts, env["FUNNEL_TOPIC_TOUCHPOINTS"], probes.wave()))
-    proc = lab.start_worker(f"worker-recovery-{contacts}", env)
-    start_wall = time.time()
+    workers: list[Proc] = []
+
+    def start() -> Proc:
+        workers.append(lab.start_worker(f"worker-recovery-{contacts}", env))
+        return workers[-1]
+
     try:
-        done = asyncio.run(until_processing(lab, env, proc, probes))
+        proc, seconds = asyncio.run(until_processing(lab, env, start, probes))
         built["probes_left_out"] = probes.left_out()
-        built.update(_log_times(proc.log.read_text(errors="replace"), start_wall))
+        built.update(_log_times(proc.log.read_text(errors="replace"), proc.started_wall))
         time.sleep(SETTLE_S)
         status = Path(f"/proc/{proc.pid}/status").read_text()
         peak = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmHWM:"))
-        return Recovered(contacts, done - start_wall, proc.rss_bytes(), peak), built
+        return Recovered(contacts, seconds, proc.rss_bytes(), peak), built
     finally:
-        lab.procs.stop(proc)
+        for worker in workers:
+            lab.procs.stop(worker)
 
 
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")

@@ -89,7 +89,7 @@ def machine(broker: str) -> dict[str, Any]:
 
 def render(rows: list[Row], header: dict[str, Any]) -> str:
     lines = [f"{key}: {value}" for key, value in header.items()]
-    widths = (4, 46, 14, 14, 24)
+    widths = (5, 46, 14, 14, 24)
     titles = ("case", "what", "figure", "unit", "target")
     lines.append("")
     lines.append("".join(t.ljust(w) for t, w in zip(titles, widths, strict=True)) + "result")

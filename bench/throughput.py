@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +71,12 @@ def passthrough(lab: Lab) -> Drain:
     count = len(lab.lines)
     command = python_command("-m", "bench.passthrough", "--broker", lab.broker.hosts, "--source", f"{tag}-in")
     command += ["--sink", sink, "--group", tag, "--count", str(count)]
-    started = time.time()
     proc = lab.procs.start("passthrough", command, dict(os.environ))
     try:
         records = asyncio.run(_drain(lab, proc, [sink], count, "passthrough"))
     finally:
         lab.procs.stop(proc)
-    return drain_of(records, count, count, started)
+    return drain_of(records, count, count, proc.started_wall)
 
 
 def faust_baseline(lab: Lab, store: str) -> Drain:
@@ -97,13 +95,12 @@ def faust_baseline(lab: Lab, store: str) -> Drain:
         }
     )
     command = python_command("-m", "bench.faust_baseline", "worker", "--without-web", "-l", "warn")
-    started = time.time()
     proc = lab.procs.start("faust-baseline", command, env)
     try:
         records = asyncio.run(_drain(lab, proc, [sink], count, "faust baseline"))
     finally:
         lab.procs.stop(proc)
-    drain = drain_of(records, count, count, started)
+    drain = drain_of(records, count, count, proc.started_wall)
     drain.extra["store"] = store
     return drain
 
@@ -119,12 +116,11 @@ def worker(lab: Lab, store: str) -> WorkerDrain:
     lab.create_worker_topics(env)
     expected = expected_outputs(lab.lines, lab.sizes.partitions)
     asyncio.run(preload(lab.broker.hosts, env["FUNNEL_TOPIC_TOUCHPOINTS"], lab.lines))
-    started = time.time()
     proc = lab.start_worker("worker-throughput", env)
     try:
         records = asyncio.run(_drain(lab, proc, lab.outputs(env), expected, "worker"))
     finally:
         code = lab.procs.stop(proc)
-    drain = drain_of(records, len(lab.lines), expected, started)
+    drain = drain_of(records, len(lab.lines), expected, proc.started_wall)
     drain.extra.update({"store": store, "worker_exit_code": code})
     return WorkerDrain(drain, Path(env["FUNNEL_DATA_DIR"]))
