@@ -125,7 +125,9 @@ def memory_state(lab: Lab) -> list[Row]:
     n = full.contacts
     built.update({"rss_empty": empty.rss, "rss_full": full.rss, "peak_rss_full": full.peak_rss})
     built["sample_states"] = len(sample)
-    memory = f"worker RSS {full.rss / 2**20:,.0f} MiB with {n:,} contacts, {empty.rss / 2**20:,.0f} MiB with none"
+    built["entry_bytes_per_contact"] = round(state.raw_entry_bytes(sample, min(n, 100_000)))
+    memory = f"worker RSS {full.rss / 2**20:,.0f} MiB with {n:,} contacts, {empty.rss / 2**20:,.0f} MiB with none;"
+    memory += f" the entries alone {built['entry_bytes_per_contact']:,} B per contact"
     recovery = f"{n:,} contacts: worker start -> every partition answers a probe"
     if "changelog_read_after_s" in built and "timers_rebuilt_s" in built:
         read, rebuilt = built["changelog_read_after_s"], built["timers_rebuilt_s"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +53,19 @@ def sample_states(lines: list[bytes]) -> tuple[list[bytes], int]:
         raise BenchError("the input left no contact states to replicate")
     # No touchpoint applied from this worker's input yet: offset -1 ("none").
     return [encode_entry(-1, state) for state in engine.store.values()], engine.clock
+
+
+def raw_entry_bytes(sample: list[bytes], contacts: int) -> float:
+    """Bytes per contact of the table entries alone (a dict of key and value bytes, as a memory
+    store holds them), by tracemalloc: the part of the worker's RSS per contact that is data."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        table = {key: bytes(bytearray(value)) for key, value in _changelog(sample, contacts)}
+        size = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return size / len(table)
 
 
 def _changelog(sample: list[bytes], contacts: int) -> Iterator[tuple[bytes, bytes]]:
