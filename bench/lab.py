@@ -6,6 +6,7 @@ presets, 30 days), keyed by contact_id, over the same number of partitions.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import subprocess
@@ -56,12 +57,22 @@ class Lab:
     work: Path
     sizes: Sizes
     lines: list[bytes]
+    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    @property
+    def prefix(self) -> str:
+        """Every topic and app id of this run starts with it (removed at the end on a real Kafka)."""
+        return f"bench-{self.run_id}-"
+
+    def tag(self, case: str) -> str:
+        """A fresh name for one case's topics and app id."""
+        return f"{self.prefix}{case}-{uuid.uuid4().hex[:4]}"
 
     # -- the worker through its command line --------------------------------------
 
     def worker_env(self, case: str, **overrides: object) -> dict[str, str]:
         """A fresh topic set and app id for one worker run, as FUNNEL_* variables (others inherited)."""
-        tag = f"bench-{case}-{uuid.uuid4().hex[:6]}"
+        tag = self.tag(case)
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith("FUNNEL_")}
         env.update(
             {

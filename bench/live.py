@@ -21,7 +21,6 @@ import asyncio
 import os
 import statistics
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,7 +187,7 @@ def live(lab: Lab, sustained_rate: float, store: str) -> LiveResult:
 def floor(lab: Lab, rate: float, count: int) -> list[float]:
     """Latencies (ms) through the raw passthrough at the same rate, its consumer waiting up to
     FAUST_FETCH_WAIT_MS per fetch as Faust's does: what the broker alone adds."""
-    tag = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    tag = lab.tag("floor")
     source, sink = f"{tag}-in", f"{tag}-out"
     asyncio.run(create_topics(lab.broker.hosts, [source, sink], lab.sizes.partitions))
     command = python_command("-m", "bench.passthrough", "--broker", lab.broker.hosts, "--source", source)

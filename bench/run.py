@@ -12,6 +12,7 @@ code is 1 only when a case could not be measured.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import os
 import shlex
@@ -24,6 +25,7 @@ from pathlib import Path
 from bench import cases
 from bench.lab import FULL, SMOKE, Lab, simulate
 from bench.procs import ROOT, Procs, start_broker
+from bench.streams import delete_topics
 from bench.table import Row, machine, render, write_json
 
 STORE = "rocksdb"  # the worker's default store: cases 2, 3 and 4-5 use it; recovery uses memory
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     started, started_at = time.monotonic(), datetime.now(UTC)
     procs = Procs(work)
     header: dict[str, object] = {"command": shlex.join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])}
+    lab: Lab | None = None
     try:
         broker = start_broker(procs)
         header.update(machine(broker.description))
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_cases(lab)
     finally:
         procs.stop_all()
+        if lab is not None and not lab.broker.is_tansu:  # leave nothing on a shared Kafka
+            asyncio.run(delete_topics(lab.broker.hosts, lab.prefix))
     header.update(
         {
             "started": started_at.isoformat(timespec="seconds"),

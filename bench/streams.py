@@ -41,6 +41,19 @@ async def create_topics(hosts: str, names: Iterable[str], partitions: int) -> No
         await admin.close()
 
 
+async def delete_topics(hosts: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix`; the names deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=hosts)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()
+
+
 def contact_key(line: bytes) -> bytes:
     return str(orjson.loads(line)["contact_id"]).encode()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +58,7 @@ async def _drain(lab: Lab, proc: Proc, topics: list[str], outputs: int, what: st
 
 
 def _fresh_pair(lab: Lab, case: str) -> tuple[str, str]:
-    tag = f"bench-{case}-{uuid.uuid4().hex[:6]}"
+    tag = lab.tag(case)
     source, sink = f"{tag}-in", f"{tag}-out"
     asyncio.run(create_topics(lab.broker.hosts, [source, sink], lab.sizes.partitions))
     asyncio.run(preload(lab.broker.hosts, source, lab.lines))
