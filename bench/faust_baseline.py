@@ -1,7 +1,7 @@
 """Case 2, the plain Faust baseline: what a team would write in an afternoon.
 
     BENCH_BROKER_URL=kafka://... BENCH_SOURCE=... BENCH_SINK=... BENCH_APP_ID=... \
-    BENCH_PARTITIONS=4 BENCH_STORE=rocksdb BENCH_DATA_DIR=... \
+    BENCH_PARTITIONS=4 BENCH_STORE=rocksdb BENCH_DATA_DIR=... BENCH_SESSION_TIMEOUT=2 \
     python -m bench.faust_baseline worker --without-web -l warn
 
 A faust-streaming agent reads each touchpoint (JSON), updates the contact's entry in a
@@ -18,14 +18,15 @@ from typing import Any
 import faust
 
 env = os.environ
+session_timeout = float(env.get("BENCH_SESSION_TIMEOUT", "10"))
 app = faust.App(
     env["BENCH_APP_ID"],
     broker=env["BENCH_BROKER_URL"],
     store="rocksdb://" if env.get("BENCH_STORE", "rocksdb") == "rocksdb" else "memory://",
     datadir=env["BENCH_DATA_DIR"],
     topic_partitions=int(env["BENCH_PARTITIONS"]),
-    broker_session_timeout=2.0,
-    broker_heartbeat_interval=0.5,
+    broker_session_timeout=session_timeout,
+    broker_heartbeat_interval=max(0.5, session_timeout / 10),  # as the worker (processor/app.py)
     consumer_auto_offset_reset="earliest",
     autodiscover=False,
 )

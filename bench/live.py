@@ -192,6 +192,7 @@ def floor(lab: Lab, rate: float, count: int) -> list[float]:
     asyncio.run(create_topics(lab.broker.hosts, [source, sink], lab.sizes.partitions))
     command = python_command("-m", "bench.passthrough", "--broker", lab.broker.hosts, "--source", source)
     command += ["--sink", sink, "--group", tag, "--count", str(count + 1), "--fetch-wait-ms", str(FAUST_FETCH_WAIT_MS)]
+    command += ["--session-timeout-ms", str(round(lab.session_timeout_s * 1000))]
     proc = lab.procs.start("passthrough-floor", command, dict(os.environ))
     try:
         sent = asyncio.run(_run(lab, source, [sink], proc, rate, count, 2.0))

@@ -1,6 +1,7 @@
 """Case 1, the ceiling: raw aiokafka consume-and-produce, one output record per input record, no logic.
 
-    python -m bench.passthrough --broker HOST:PORT --source T --sink T2 --group G --count N [--fetch-wait-ms MS]
+    python -m bench.passthrough --broker HOST:PORT --source T --sink T2 --group G --count N \
+        [--fetch-wait-ms MS] [--session-timeout-ms MS]
 
 At-least-once like the worker: a consumer group, each fetched batch sent (acks=all, same
 key, so the same partition), its acknowledgements awaited, then its offsets committed.
@@ -17,15 +18,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
-async def passthrough(broker: str, source: str, sink: str, group: str, count: int, fetch_wait_ms: int) -> int:
+async def passthrough(
+    broker: str, source: str, sink: str, group: str, count: int, fetch_wait_ms: int, session_timeout_ms: int
+) -> int:
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=broker,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=500,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(300, session_timeout_ms // 4),
         fetch_max_wait_ms=fetch_wait_ms,
     )
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
@@ -55,8 +58,13 @@ def main() -> int:
         parser.add_argument(name, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--fetch-wait-ms", type=int, default=500, help="the consumer's fetch_max_wait_ms")
+    parser.add_argument("--session-timeout-ms", type=int, default=10_000)
     args = parser.parse_args()
-    passed = asyncio.run(passthrough(args.broker, args.source, args.sink, args.group, args.count, args.fetch_wait_ms))
+    passed = asyncio.run(
+        passthrough(
+            args.broker, args.source, args.sink, args.group, args.count, args.fetch_wait_ms, args.session_timeout_ms
+        )
+    )
     print(f"passed {passed} records", flush=True)
     return 0
 

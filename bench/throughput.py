@@ -70,6 +70,7 @@ def passthrough(lab: Lab) -> Drain:
     count = len(lab.lines)
     command = python_command("-m", "bench.passthrough", "--broker", lab.broker.hosts, "--source", f"{tag}-in")
     command += ["--sink", sink, "--group", tag, "--count", str(count)]
+    command += ["--session-timeout-ms", str(round(lab.session_timeout_s * 1000))]
     proc = lab.procs.start("passthrough", command, dict(os.environ))
     try:
         records = asyncio.run(_drain(lab, proc, [sink], count, "passthrough"))
@@ -91,6 +92,7 @@ def faust_baseline(lab: Lab, store: str) -> Drain:
             "BENCH_PARTITIONS": str(lab.sizes.partitions),
             "BENCH_STORE": store,
             "BENCH_DATA_DIR": str(lab.work / tag),
+            "BENCH_SESSION_TIMEOUT": f"{lab.session_timeout_s:g}",
         }
     )
     command = python_command("-m", "bench.faust_baseline", "worker", "--without-web", "-l", "warn")
