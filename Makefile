@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools demo test lint bench clean
+.PHONY: setup tools demo test lint bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check processor tests bench scripts
 	$(BIN)/mypy
 
+# The benchmark harness (bench/run.py): every case in one run, one table, also in out/bench.json.
+# Tansu on loopback unless FUNNEL_TEST_BROKER names a Kafka. bench-smoke: tiny sizes, about a minute.
 bench: $(STAMP)
-	$(BIN)/python bench/replay_bench.py
+	$(BIN)/python -m bench
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

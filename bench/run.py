@@ -1,0 +1,99 @@
+"""The benchmark harness: every case in one run, one table (`make bench`, or `make bench-smoke`).
+
+    python -m bench [--smoke] [--out out/bench.json] [--workdir out/bench]
+
+Starts Tansu on loopback (stopped by PID at the end) unless FUNNEL_TEST_BROKER names a
+Kafka, simulates the input, runs the seven cases, prints the table and writes it as
+JSON. Targets are ratios within the run where the issue sets them, because this
+machine's absolute speed drifts. A missed target is a figure, not an error: the exit
+code is 1 only when a case could not be measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import shlex
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import cases
+from bench.lab import FULL, SMOKE, Lab, simulate
+from bench.procs import ROOT, Procs, start_broker
+from bench.streams import delete_topics
+from bench.table import Row, machine, render, write_json
+
+STORE = "rocksdb"  # the worker's default store: cases 2, 3 and 4-5 use it; recovery uses memory
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness runs, figures mean little")
+    parser.add_argument(
+        "--out", type=Path, help="the table as JSON (default out/bench.json, smoke out/bench-smoke.json)"
+    )
+    parser.add_argument("--workdir", type=Path, help="logs and data of this run, emptied first (default out/bench)")
+    parser.add_argument("--touchpoints", type=int, help="input size (default 30,000; smoke 600)")
+    parser.add_argument("--recovery-contacts", type=int, help="contacts in case 6 (default 1,000,000; smoke 3,000)")
+    return parser.parse_args(argv)
+
+
+def run_cases(lab: Lab) -> list[Row]:
+    res = cases.Results()
+    res.add(["1"], lambda: cases.ceiling(lab, res))
+    res.add(["2"], lambda: cases.faust(lab, res, STORE))
+    res.add(["3", "3a", "3b"], lambda: cases.worker(lab, res, STORE))
+    res.add(["4a", "4b", "4c", "5a", "5b"], lambda: cases.latency_and_lateness(lab, res, STORE))
+    res.add(["6b"], lambda: cases.rocksdb_state(res))
+    if res.worker is not None:
+        shutil.rmtree(res.worker.data_dir, ignore_errors=True)
+    res.add(["6a", "6c"], lambda: cases.memory_state(lab))
+    res.add(["7", "7a"], lambda: cases.core(lab))
+    return sorted(res.rows, key=lambda row: list(cases.SLOTS).index(row.case))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    sizes = SMOKE if args.smoke else FULL
+    if args.touchpoints:
+        sizes = dataclasses.replace(sizes, touchpoints=args.touchpoints)
+    if args.recovery_contacts:
+        sizes = dataclasses.replace(sizes, recovery_contacts=args.recovery_contacts)
+    work = (args.workdir or ROOT / "out" / "bench").resolve()
+    out = (args.out or ROOT / "out" / ("bench-smoke.json" if args.smoke else "bench.json")).resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    procs = Procs(work)
+    header: dict[str, object] = {"command": shlex.join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])}
+    lab: Lab | None = None
+    try:
+        broker = start_broker(procs)
+        header.update(machine(broker.description))
+        lab = Lab(broker, procs, work, sizes, simulate(work / "touchpoints.jsonl", sizes.touchpoints))
+        rows = run_cases(lab)
+    finally:
+        procs.stop_all()
+        if lab is not None and not lab.broker.is_tansu:  # leave nothing on a shared Kafka
+            asyncio.run(delete_topics(lab.broker.hosts, lab.prefix))
+    header.update(
+        {
+            "started": started_at.isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - started),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "sizes": dataclasses.asdict(sizes),
+            "json": str(out),
+        }
+    )
+    print(render(rows, header))
+    write_json(out, rows, header)
+    return 1 if any(row.figure is None for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

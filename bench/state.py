@@ -1,0 +1,177 @@
+"""Case 6: bytes per tracked contact, and the time a restarted worker takes to recover N contacts.
+
+Recovery: pushing a million touchpoints through the worker would take far too long, so
+the journeys changelog is written directly, in the format the worker writes
+(`processor.journeystore.encode_entry` over `processor.funnel.codec`): the core Engine
+runs over the input file, and its contact states are replicated under new contact ids
+(`r-0000000`...), each record in the partition Kafka's default partitioner gives its
+key. One probe touchpoint per partition waits in the input topic (bench/probes.py). A
+worker with the memory store is started, and the time from its start until every
+partition has answered a probe is the recovery time (start-up, group join, reading the
+changelog, rebuilding timers, processing).
+
+Memory store: the worker's resident memory (VmRSS) after that, minus the RSS of the
+same worker with no contacts (probes only), over N. RocksDB: the size of the journeys
+tables' data files (SST and WAL) that case 3's worker left after its graceful stop,
+over the contacts they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.lab import Lab, partition_of
+from bench.probes import Probes, until_processing
+from bench.procs import BenchError, Proc
+from bench.streams import produce
+from processor.definitions import PRESETS, load_funnels
+from processor.funnel.engine import Engine
+from processor.funnel.touchpoint import decode
+from processor.journeystore import encode_entry
+from processor.kafkaio import changelog_topics
+from processor.settings import Settings
+
+SETTLE_S = 2.0  # after the probes' outputs, before reading RSS
+
+
+def sample_states(lines: list[bytes]) -> tuple[list[bytes], int]:
+    """Encoded entries of every contact the core Engine holds after the input; and its final clock."""
+    engine = Engine(load_funnels(PRESETS))
+    for line in lines:
+        engine.observe(decode(line))
+    if engine.clock is None or not engine.store:
+        raise BenchError("the input left no contact states to replicate")
+    # No touchpoint applied from this worker's input yet: offset -1 ("none").
+    return [encode_entry(-1, state) for state in engine.store.values()], engine.clock
+
+
+def raw_entry_bytes(sample: list[bytes], contacts: int) -> float:
+    """Bytes per contact of the table entries alone (a dict of key and value bytes, as a memory
+    store holds them), by tracemalloc: the part of the worker's RSS per contact that is data."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        table = {key: bytes(bytearray(value)) for key, value in _changelog(sample, contacts)}
+        size = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return size / len(table)
+
+
+def _changelog(sample: list[bytes], contacts: int) -> Iterator[tuple[bytes, bytes]]:
+    for i in range(contacts):
+        yield f"r-{i:07d}".encode(), sample[i % len(sample)]
+
+
+async def _count_held(hosts: str, topic: str, partitions: int) -> int:
+    """Records the broker holds in a topic, from fetch high watermarks (Tansu's ListOffsets is short)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=hosts, enable_auto_commit=False, fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(ends[tp] - 1, 0))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(consumer.highwater(tp) is None for tp in tps):
+            await consumer.getmany(timeout_ms=100)
+        return sum(consumer.highwater(tp) or 0 for tp in tps)
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class Recovered:
+    contacts: int
+    seconds: float  # worker start -> the last probe's output
+    rss: int
+    peak_rss: int
+
+
+def recover(lab: Lab, sample: list[bytes], clock: int, contacts: int) -> tuple[Recovered, dict[str, Any]]:
+    """A memory-store worker started over a changelog of `contacts` states (0: none) and the probes."""
+    env = lab.worker_env(f"recovery{contacts}", store="memory")
+    lab.create_worker_topics(env)
+    journeys = changelog_topics(Settings.from_env(env))[0]
+    partitions = lab.sizes.partitions
+    built: dict[str, Any] = {}
+    if contacts:
+        started = time.monotonic()
+        records = _changelog(sample, contacts)
+        asyncio.run(produce(lab.broker.hosts, journeys, records, lambda key: partition_of(key, partitions)))
+        built["changelog_write_s"] = round(time.monotonic() - started, 1)
+        held = asyncio.run(_count_held(lab.broker.hosts, journeys, partitions))
+        built["changelog_records_held"] = held
+        if held < contacts:
+            raise BenchError(f"the broker holds {held} of the {contacts} changelog records written")
+        if lab.broker.is_tansu:
+            tansu = next(p for p in lab.procs.live if p.name == "tansu")
+            built["tansu_rss_mb"] = round(tansu.rss_bytes() / 2**20)
+    probes = Probes(partitions, clock)
+    workers: list[Proc] = []
+
+    def start() -> Proc:
+        workers.append(lab.start_worker(f"worker-recovery-{contacts}", env))
+        return workers[-1]
+
+    try:
+        proc, seconds = asyncio.run(until_processing(lab, env, start, probes))
+        built["probes_left_out"] = probes.left_out()
+        built.update(_log_times(proc.log.read_text(errors="replace"), proc.started_wall))
+        time.sleep(SETTLE_S)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        peak = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmHWM:"))
+        return Recovered(contacts, seconds, proc.rss_bytes(), peak), built
+    finally:
+        for worker in workers:
+            lab.procs.stop(worker)
+
+
+_LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+_TIMERS = re.compile(r"timers rebuilt in ([0-9.]+)s")
+
+
+def _log_times(log: str, start_wall: float) -> dict[str, float]:
+    """Best effort, from the worker's log: when Faust finished reading the changelog, and the
+    time the worker spent rebuilding timers. Informational only; absent if the lines change."""
+    found: dict[str, float] = {}
+    for line in log.splitlines():
+        stamp = _LOG_TIME.match(line)
+        if stamp and "Recovery complete" in line:
+            at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            found["changelog_read_after_s"] = round(at - start_wall, 1)
+        if rebuilt := _TIMERS.search(line):
+            found["timers_rebuilt_s"] = round(found.get("timers_rebuilt_s", 0.0) + float(rebuilt.group(1)), 2)
+    return found
+
+
+def rocksdb_bytes(data_dir: Path) -> tuple[int, int, int]:
+    """(bytes in data files, contacts, files) of the journeys tables a stopped worker left."""
+    from rocksdict import AccessType, Options, Rdict
+
+    size = files = contacts = 0
+    for db in sorted(data_dir.glob("*/tables/journeys-*.db")):
+        for path in db.iterdir():
+            if path.suffix in (".sst", ".log") and path.stem.isdigit():
+                size += path.stat().st_size
+                files += 1
+        table = Rdict(str(db), options=Options(raw_mode=True), access_type=AccessType.read_only())
+        try:  # Faust keeps its changelog offset in the table too
+            keys = table.keys()  # raw mode: bytes
+            contacts += sum(1 for key in keys if isinstance(key, bytes) and not key.startswith(b"__faust"))
+        finally:
+            table.close()
+    if not contacts:
+        raise BenchError(f"no journeys tables with contacts under {data_dir}")
+    return size, contacts, files

@@ -1,0 +1,127 @@
+"""Cases 1-3: the same pre-loaded touchpoints drained by the passthrough, the Faust baseline and the worker.
+
+What is timed, the same way for all three: the input topic is filled first; then the
+process starts; the harness reads its output topics from the beginning and stops at
+the expected count. The drain time is the span from the first output record's
+timestamp to the last one's (CreateTime, set by the processing process's producer when
+it sends the record), so process start-up and the group join are left out. The rate
+is input records / drain time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.lab import Lab, expected_outputs
+from bench.procs import BenchError, Proc, python_command
+from bench.streams import Reader, Record, create_topics, preload
+
+
+@dataclass
+class Drain:
+    touchpoints: int
+    outputs: int
+    span_s: float
+    first_output_after_s: float  # from process start: start-up, group join, first record
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.touchpoints / self.span_s
+
+    def details(self) -> dict[str, object]:
+        return {
+            "touchpoints": self.touchpoints,
+            "outputs": self.outputs,
+            "drain_s": round(self.span_s, 3),
+            "first_output_after_start_s": round(self.first_output_after_s, 2),
+            **self.extra,
+        }
+
+
+def drain_of(records: list[Record], touchpoints: int, outputs: int, started_wall: float) -> Drain:
+    stamps = sorted(r.timestamp_ms for r in records)[:outputs]
+    span = (stamps[-1] - stamps[0]) / 1000
+    if span <= 0:
+        raise BenchError(f"{outputs} outputs all carry one timestamp: too few touchpoints to time")
+    return Drain(touchpoints, outputs, span, stamps[0] / 1000 - started_wall)
+
+
+async def _drain(lab: Lab, proc: Proc, topics: list[str], outputs: int, what: str) -> list[Record]:
+    async with Reader(lab.broker.hosts, topics) as reader:
+        return await reader.until(
+            lambda r: len(r) >= outputs, stall_s=lab.sizes.stall_timeout_s, procs=[proc], what=what
+        )
+
+
+def _fresh_pair(lab: Lab, case: str) -> tuple[str, str]:
+    tag = lab.tag(case)
+    source, sink = f"{tag}-in", f"{tag}-out"
+    asyncio.run(create_topics(lab.broker.hosts, [source, sink], lab.sizes.partitions))
+    asyncio.run(preload(lab.broker.hosts, source, lab.lines))
+    return tag, sink
+
+
+def passthrough(lab: Lab) -> Drain:
+    tag, sink = _fresh_pair(lab, "passthrough")
+    count = len(lab.lines)
+    command = python_command("-m", "bench.passthrough", "--broker", lab.broker.hosts, "--source", f"{tag}-in")
+    command += ["--sink", sink, "--group", tag, "--count", str(count)]
+    command += ["--session-timeout-ms", str(round(lab.session_timeout_s * 1000))]
+    proc = lab.procs.start("passthrough", command, dict(os.environ))
+    try:
+        records = asyncio.run(_drain(lab, proc, [sink], count, "passthrough"))
+    finally:
+        lab.procs.stop(proc)
+    return drain_of(records, count, count, proc.started_wall)
+
+
+def faust_baseline(lab: Lab, store: str) -> Drain:
+    tag, sink = _fresh_pair(lab, "faust")
+    count = len(lab.lines)
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("FUNNEL_", "BENCH_"))}
+    env.update(
+        {
+            "BENCH_BROKER_URL": lab.broker.url,
+            "BENCH_SOURCE": f"{tag}-in",
+            "BENCH_SINK": sink,
+            "BENCH_APP_ID": tag,
+            "BENCH_PARTITIONS": str(lab.sizes.partitions),
+            "BENCH_STORE": store,
+            "BENCH_DATA_DIR": str(lab.work / tag),
+            "BENCH_SESSION_TIMEOUT": f"{lab.session_timeout_s:g}",
+        }
+    )
+    command = python_command("-m", "bench.faust_baseline", "worker", "--without-web", "-l", "warn")
+    proc = lab.procs.start("faust-baseline", command, env)
+    try:
+        records = asyncio.run(_drain(lab, proc, [sink], count, "faust baseline"))
+    finally:
+        lab.procs.stop(proc)
+    drain = drain_of(records, count, count, proc.started_wall)
+    drain.extra["store"] = store
+    return drain
+
+
+@dataclass
+class WorkerDrain:
+    drain: Drain
+    data_dir: Path  # the worker's RocksDB tables, kept for case 6
+
+
+def worker(lab: Lab, store: str) -> WorkerDrain:
+    env = lab.worker_env("throughput", store=store)
+    lab.create_worker_topics(env)
+    expected = expected_outputs(lab.lines, lab.sizes.partitions)
+    asyncio.run(preload(lab.broker.hosts, env["FUNNEL_TOPIC_TOUCHPOINTS"], lab.lines))
+    proc = lab.start_worker("worker-throughput", env)
+    try:
+        records = asyncio.run(_drain(lab, proc, lab.outputs(env), expected, "worker"))
+    finally:
+        code = lab.procs.stop(proc)
+    drain = drain_of(records, len(lab.lines), expected, proc.started_wall)
+    drain.extra.update({"store": store, "worker_exit_code": code})
+    return WorkerDrain(drain, Path(env["FUNNEL_DATA_DIR"]))
