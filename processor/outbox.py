@@ -96,9 +96,9 @@ class KafkaOutbox:
             batch = self._open[slot] = self.producer.create_batch()
         if batch.append(timestamp=None, key=key, value=value) is not None:
             return None
-        full, batch = batch, self._open[slot] = self.producer.create_batch()
-        if batch.append(timestamp=None, key=key, value=value) is None:
-            raise ValueError(f"a record of {len(value)} bytes does not fit a {MAX_BATCH_BYTES}-byte batch")
+        full = batch
+        batch = self._open[slot] = self.producer.create_batch()
+        batch.append(timestamp=None, key=key, value=value)  # an empty batch takes any record, even a larger one
         return full
 
     async def _ship(self, slot: tuple[str, int], batch: Any) -> None:
