@@ -38,7 +38,8 @@ class BatchedTable(MutableMapping[bytes, bytes]):
         self.changelog = table.changelog_topic.get_topic_name()
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self.table.get(key)
+        # The store itself: Faust's table would look the key up twice and call its sensors.
+        value = self.table.data.get(key)
         if value is None:
             raise KeyError(key)
         return bytes(value)
