@@ -67,6 +67,7 @@ _VARS: dict[str, _Var] = {
     "FUNNEL_IDLE_AFTER": _Var("idle_after_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_BATCH_SIZE": _Var("batch_size", values.between(1, 100_000), values.whole),
     "FUNNEL_BATCH_WAIT": _Var("batch_wait_s", values.positive, values.seconds, values.seconds_text),
+    "FUNNEL_FETCH_MAX_WAIT": _Var("fetch_max_wait_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_SESSION_TIMEOUT": _Var("session_timeout_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_LOG_LEVEL": _Var("log_level", values.one_of(*LOG_LEVELS)),
     "FUNNEL_END_OFFSETS_FROM_FETCH": _Var("end_offsets_from_fetch", values.one_of("false", "true")),
@@ -111,6 +112,9 @@ class Settings:
     # written (processor/batch.py), and the longest a batch stays open.
     batch_size: int = 1000
     batch_wait_s: float = 0.05
+    # The longest the broker may hold a fetch of the input. Faust's 1.5 s costs nothing on
+    # Kafka, which answers as soon as records arrive; Tansu holds fetches longer (set 50ms).
+    fetch_max_wait_s: float = 1.5
     session_timeout_s: float = 30.0
     log_level: str = "info"
     # Workaround for brokers whose ListOffsets(latest) is short (Tansu 0.6): take table

@@ -65,7 +65,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.store, settings.processing_guarantee, settings.log_level) == ("rocksdb", "at_least_once", "info")
     assert settings.dedup_horizon_us == 24 * 3600 * 1_000_000
     assert (settings.tick_interval_s, settings.idle_after_s, settings.session_timeout_s) == (1.0, 5.0, 30.0)
-    assert (settings.batch_size, settings.batch_wait_s) == (1000, 0.05)
+    assert (settings.batch_size, settings.batch_wait_s, settings.fetch_max_wait_s) == (1000, 0.05, 1.5)
     assert settings.security_protocol == "PLAINTEXT"
     unset = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
     assert all(getattr(settings, name) is None for name in (*unset, "ssl_key_password"))
@@ -98,6 +98,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "IDLE_AFTER": "2m",
         "BATCH_SIZE": "250",
         "BATCH_WAIT": "0.02s",
+        "FETCH_MAX_WAIT": "0.1s",
         "SESSION_TIMEOUT": "6s",
         "LOG_LEVEL": "debug",
         "END_OFFSETS_FROM_FETCH": "true",
@@ -126,6 +127,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         idle_after_s=120.0,
         batch_size=250,
         batch_wait_s=0.02,
+        fetch_max_wait_s=0.1,
         session_timeout_s=6.0,
         log_level="debug",
         end_offsets_from_fetch="true",
@@ -195,6 +197,7 @@ def test_broker_url_forms(url: str, hosts: list[str]) -> None:
         ({"SESSION_TIMEOUT": "30 sec"}, "FUNNEL_SESSION_TIMEOUT: '30 sec' is not a duration"),
         ({"BATCH_SIZE": "0"}, "FUNNEL_BATCH_SIZE: '0' is not between 1 and 100000"),
         ({"BATCH_WAIT": "0s"}, "FUNNEL_BATCH_WAIT: duration must be positive"),
+        ({"FETCH_MAX_WAIT": "soon"}, "FUNNEL_FETCH_MAX_WAIT: 'soon' is not a duration"),
         ({"BATCH_WAIT": "2s", "SESSION_TIMEOUT": "3s"}, "FUNNEL_BATCH_WAIT: 2s must be under half FUNNEL_SESSION"),
         ({"BROKER_URL": "http://broker:9092"}, "FUNNEL_BROKER_URL: 'http://broker:9092' uses the scheme 'http://'"),
         ({"BROKER_URL": "kafka://broker"}, "FUNNEL_BROKER_URL: 'kafka://broker' has no port"),
