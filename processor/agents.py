@@ -5,6 +5,14 @@ engine, send the outputs, and only once Kafka has acknowledged them write the ne
 states to the journeys table (see `processor.journeystore`). No funnel rule lives
 here.
 
+Throughput comes from waiting for Kafka once per batch of records, not once per
+record (`processor.batch`): acks are manual (`stream.noack()`), and a record is
+acked to Faust only after its outputs are acknowledged and its states written. A
+batch is flushed when it holds FUNNEL_BATCH_SIZE records, when it is
+FUNNEL_BATCH_WAIT old, or as soon as the agent has caught up with the input (no
+record waiting in the stream, none behind the high watermark), so at low rates a
+record is flushed right after it is processed.
+
 Time: each input partition has its own engine and clock (the largest occurred_at
 seen). An internal ticks topic, co-partitioned with the touchpoints, carries a tick
 per owned partition every tick interval; a tick lets a quiet, caught-up partition's
@@ -16,19 +24,20 @@ iteration, from an event of the partition the key lives in.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
-from faust.types import TP
+from faust.types import TP, ChannelT
 from prometheus_client import CollectorRegistry
 
-from processor.app import ssl_context
+from processor.app import aiokafka_connection
+from processor.batch import Batch, acting_for
 from processor.deadletter import dead_letter, topic_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
@@ -36,18 +45,20 @@ from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
 from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range
-from processor.journeystore import JourneyStore
+from processor.journeystore import Entry, JourneyStore
 from processor.metrics import FunnelMetrics
+from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.settings import Settings
 from processor.stagecounts import StageCounts
+from processor.tablewrites import BatchedTable
 
 log = logging.getLogger(__name__)
 _US = 1_000_000
+PLACEMENTS_KEPT = 200_000
+GC_THRESHOLDS = (10_000, 50, 100)  # CPython's defaults are (700, 10, 10)
 
 
-def default_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives a key."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+__all__ = ["JourneyAgent", "default_partition"]
 
 
 @dataclass
@@ -70,18 +81,28 @@ class JourneyAgent:
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.source = app.topic(settings.topic_touchpoints, settings.topic_ticks, **raw)
         self.ticks = app.topic(settings.topic_ticks, partitions=settings.partitions, **raw)
-        self.transitions = app.topic(settings.topic_transitions, **raw)
-        self.dropoffs = app.topic(settings.topic_dropoffs, **raw)
-        self.deadletters = app.topic(settings.topic_deadletter, **raw)
         # Tables take no serializer arguments in faust 0.15.3: bytes types mean raw.
         table: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
         self.journeys = app.Table("journeys", **table)
         self.clocks = app.Table("clocks", **table)
-        self.store = JourneyStore(self.journeys)
+        self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
+        self.stores: dict[int, JourneyStore] = {}
         self.engines: dict[int, Engine] = {}
+        self.batch = Batch()
+        self._lock = asyncio.Lock()  # one record, or one flush, at a time
+        self._acker: faust.StreamT[bytes] | None = None
+        self._placement: dict[bytes, int] = {}  # contact id -> its partition
+        self._read_to: dict[TP, int] = {}  # input partition -> the offset after the last record taken
         self._contacts_by_partition: dict[int, list[str]] | None = None  # one table scan per rebalance
         self._watch: dict[int, tuple[int | None, int]] = {}  # partition -> (next offset, records checked)
-        self._fetch_config = consumer_config(settings, ssl_context(settings))
+        self._connection = aiokafka_connection(settings)
+        self._fetch_config = consumer_config(self._connection)
+        self.outbox: KafkaOutbox | FaustOutbox = (
+            FaustOutbox(app)  # with exactly_once, outputs and table writes join Faust's transactions
+            if settings.processing_guarantee == "exactly_once"
+            else KafkaOutbox(self._connection, settings.partitions)
+        )
+        self._changelogs: dict[int, BatchedTable] = {}  # partition -> its journeys, written in batches
         self.partition_clocks: dict[int, PartitionClock] = {}
         self.stage_counts = StageCounts(self.funnels)
         self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
@@ -92,12 +113,87 @@ class JourneyAgent:
     # -- the stream ---------------------------------------------------------------
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            if message.topic == self.settings.topic_ticks:
-                await self.on_tick(message.partition)
-            else:
-                await self.on_touchpoint(message)
+        assert isinstance(stream, faust.Stream)
+        records = self._acker = stream.noack()
+        assert isinstance(records.channel, ChannelT)
+        waiting = records.channel.queue  # records Faust has fetched and this stream not yet taken
+        touchpoints = self.settings.topic_touchpoints
+        await self.outbox.start()
+        # The cyclic GC kept rescanning Faust's and the cache's long-lived objects: about a
+        # quarter of the agent's own time per touchpoint. What exists now is kept for good
+        # (gc.freeze), and young collections run less often; states hold no cycles.
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        stale = asyncio.ensure_future(self._flush_when_stale())
+        try:
+            async for event in records.events():
+                async with self._lock:
+                    message = event.message
+                    if message.topic == self.settings.topic_ticks:
+                        await self.on_tick(message.partition)
+                    else:
+                        await self.on_touchpoint(message)
+                    self.batch.add(event, message.partition)
+                    if message.topic == touchpoints:
+                        self._read_to[message.tp] = message.offset + 1
+                    if (
+                        len(self.batch) >= self.settings.batch_size
+                        or self.batch.age() >= self.settings.batch_wait_s
+                        or (waiting.empty() and not self._more_coming())
+                    ):
+                        await self.flush()
+        except Exception as exc:
+            await self._fail(exc)
+            raise
+        finally:
+            stale.cancel()
+            await self.outbox.stop()
+
+    async def _fail(self, exc: BaseException) -> None:
+        """Stop the worker, leaving the batch unwritten and unacked for a new one to process again.
+
+        Faust would restart the agent alone, in a process whose engines have applied the
+        batch: the batch would never be written, and its offsets never committed. Dropping
+        the batch's records (unacked) also lets Faust's shutdown stop waiting for them.
+        """
+        log.error("the agent failed (%r): stopping; the records since the last commit will be processed again", exc)
+        for store in self.stores.values():
+            store.discard()
+        self.batch.clear()
+        await self.app.crash(exc)
+
+    def _more_coming(self) -> bool:
+        """Whether a partition being read has touchpoints on the broker not yet taken.
+
+        The stream's buffer alone is no guide: Faust hands fetched records to it one by
+        one, so it is often empty in the middle of a backlog. Behind the high watermark,
+        more records are on their way and the batch can wait for them (FUNNEL_BATCH_WAIT
+        at most); caught up, it is flushed at once, so latency stays low at low rates.
+        """
+        consumer = self.app.consumer
+        for tp, position in self._read_to.items():
+            try:
+                highwater = consumer.highwater(tp)
+            except (KeyError, AssertionError, TypeError, ValueError):
+                continue
+            if highwater is not None and highwater > position:
+                return True
+        return False
+
+    async def _flush_when_stale(self) -> None:
+        """Flush a batch the stream left waiting: while rebalancing or stopping, Faust can
+        clear the stream's buffer between a record and the next, and then waits for every
+        record to be acked."""
+        wait = self.settings.batch_wait_s
+        while True:
+            await asyncio.sleep(wait)
+            if self.batch.age() >= wait:
+                async with self._lock:
+                    try:
+                        await self.flush()
+                    except Exception as exc:
+                        await self._fail(exc)
+                        return
 
     async def on_touchpoint(self, message: Any) -> None:
         await self._recover_skipped(message)
@@ -139,7 +235,11 @@ class JourneyAgent:
             detail = f"record key {key!r} is not the contact_id {tp.contact_id!r}; key records by contact_id"
             await self.dead(KEY_MISMATCH, detail, message)
             return
-        expected = default_partition(contact, self.settings.partitions)
+        expected = self._placement.get(contact)
+        if expected is None:  # murmur2 is pure Python: remembered per contact
+            if len(self._placement) >= PLACEMENTS_KEPT:
+                self._placement.clear()
+            expected = self._placement[contact] = default_partition(contact, self.settings.partitions)
         if expected != partition:  # checked on every record: a contact's state lives in one partition
             detail = (
                 f"contact {tp.contact_id!r} arrived in partition {partition}, but Kafka's default "
@@ -148,14 +248,15 @@ class JourneyAgent:
             await self.dead(KEY_MISMATCH, detail, message)
             return
         engine = self.engine_for(partition)
-        if self.store.applied(tp.contact_id, message.offset):
+        store = self.stores[partition]
+        if store.applied(tp.contact_id, message.offset):
             # Delivered again after a crash, already applied before it: move the clock only.
             self.metrics.redelivered.inc()
             outputs = engine.advance_to(tp.at)
         else:
             duplicates, late = engine.duplicates, engine.late
             outputs = engine.observe(tp)
-            self.store.mark_applied(tp.contact_id, message.offset)
+            store.mark_applied(tp.contact_id, message.offset)
             self.metrics.touchpoints.inc()
             if engine.duplicates > duplicates:
                 self.metrics.duplicates.inc()
@@ -193,33 +294,55 @@ class JourneyAgent:
     # -- outputs ------------------------------------------------------------------
 
     async def emit(self, partition: int, outputs: list[Output]) -> None:
-        """Send outputs, wait for Kafka to acknowledge them, then write the states."""
-        if outputs:
-            pending = []
-            for output in outputs:
-                topic = self.transitions if output["kind"] == "transition" else self.dropoffs
-                pending.append(await topic.send(key=output["contact_id"].encode(), value=orjson.dumps(output)))
-            try:
-                await asyncio.gather(*pending)
-            except Exception:
-                self.store.discard()
-                raise
-            clock = self.engines[partition].clock
-            self.metrics.count(outputs, None if clock is None else clock / _US)
-        self.stage_counts.apply(partition, self.store.commit())
+        """Send outputs; their acknowledgements are awaited when the batch is flushed."""
+        if not outputs:
+            return
+        outbox = self.outbox
+        transitions, dropoffs = self.settings.topic_transitions, self.settings.topic_dropoffs
+        for output in outputs:
+            topic = transitions if output["kind"] == "transition" else dropoffs
+            await outbox.put(topic, output["contact_id"].encode(), orjson.dumps(output), partition)
+        clock = self.engines[partition].clock
+        self.batch.counted.append((outputs, None if clock is None else clock / _US))
+
+    async def flush(self) -> None:
+        """Await the batch's acknowledgements, write its states, then ack its records to Faust."""
+        batch = self.batch
+        if not batch.records:
+            return
+        await self.outbox.delivered()  # raises if Kafka did not take them: the caller stops the worker
+        for outputs, clock_s in batch.counted:
+            self.metrics.count(outputs, clock_s)
+        for partition, event in batch.last_of.items():
+            store = self.stores.get(partition)
+            if store is not None and store.staged:
+                with acting_for(event):
+                    self.stage_counts.apply(partition, store.commit())
+        written = await self.outbox.delivered()  # the states' changelog records
+        for changelog in self._changelogs.values():
+            changelog.persisted(written)
+        acker = self._acker
+        assert acker is not None
+        for event in batch.records:
+            await acker.ack(event)
+        batch.clear()
 
     async def dead(self, reason: str, detail: str, message: Any) -> None:
         self.metrics.dead_letters.labels(reason).inc()
         source = topic_source(message.topic, message.partition, message.offset)
         letter = dead_letter(reason, detail, message.value or b"", source, message.key)
-        await self.deadletters.send(key=message.key, value=orjson.dumps(letter))
+        await self.outbox.put(self.settings.topic_deadletter, message.key, orjson.dumps(letter))
 
     # -- partitions and clocks ----------------------------------------------------
 
     def engine_for(self, partition: int) -> Engine:
         engine = self.engines.get(partition)
         if engine is None:
-            engine = self.engines[partition] = Engine(self.funnels, self.store, self.limits)
+            table: MutableMapping[bytes, bytes] = self.journeys
+            if isinstance(self.outbox, KafkaOutbox):
+                table = self._changelogs[partition] = BatchedTable(self.journeys, partition, self.outbox)
+            store = self.stores[partition] = JourneyStore(table, cache=self._cache)
+            engine = self.engines[partition] = Engine(self.funnels, store, self.limits)
             clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
             saved = self.clocks.get(b"%d" % partition)
             if saved is not None:
@@ -232,7 +355,7 @@ class JourneyAgent:
             started = time.monotonic()
             mine = self._contacts_of(partition)
             engine.schedule(mine)
-            self.stage_counts.rebuild(partition, (self.store[contact] for contact in mine))
+            self.stage_counts.rebuild(partition, (store[contact] for contact in mine))
             log.info(
                 "partition %d: %d contacts, timers rebuilt in %.2fs", partition, len(mine), time.monotonic() - started
             )
@@ -246,8 +369,8 @@ class JourneyAgent:
         """
         if self._contacts_by_partition is None:
             grouped: dict[int, list[str]] = {}
-            for contact in self.store:
-                grouped.setdefault(default_partition(contact.encode(), self.settings.partitions), []).append(contact)
+            for key in list(self.journeys.keys()):
+                grouped.setdefault(default_partition(key, self.settings.partitions), []).append(key.decode())
             self._contacts_by_partition = grouped
         return self._contacts_by_partition.pop(partition, [])
 
@@ -264,8 +387,11 @@ class JourneyAgent:
         for tp in revoked:
             if tp.topic == self.settings.topic_touchpoints:
                 self.engines.pop(tp.partition, None)
+                self.stores.pop(tp.partition, None)
+                self._changelogs.pop(tp.partition, None)
                 self.partition_clocks.pop(tp.partition, None)
                 self.stage_counts.drop(tp.partition)
-        self.store.forget()
+        self._cache.clear()
+        self._read_to.clear()
         self._contacts_by_partition = None
         self._watch.clear()

@@ -6,8 +6,11 @@ from typing import Any
 
 import faust
 from aiokafka.helpers import create_ssl_context
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from processor.settings import Settings
+
+FETCH_WAIT_ATTR = "funnel_fetch_max_wait_s"
 
 
 def ssl_context(settings: Settings) -> Any:
@@ -20,6 +23,25 @@ def ssl_context(settings: Settings) -> Any:
         keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
         password=settings.ssl_key_password.reveal() if settings.ssl_key_password else None,
     )
+
+
+def aiokafka_connection(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for the worker's own aiokafka clients: brokers, security, credentials."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.broker_hosts(),
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism is not None:
+        assert settings.sasl_password is not None
+        config.update(
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password.reveal(),
+        )
+    context = ssl_context(settings)
+    if context is not None:
+        config["ssl_context"] = context
+    return config
 
 
 def _credentials(settings: Settings) -> Any:
@@ -40,7 +62,7 @@ def _credentials(settings: Settings) -> Any:
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app for the worker: raw bytes on every topic, tables in RocksDB or memory."""
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.faust_broker(),
         broker_credentials=_credentials(settings),
@@ -59,3 +81,30 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         autodiscover=False,
     )
+    _let_apps_set_fetch_wait()
+    setattr(app, FETCH_WAIT_ATTR, settings.fetch_max_wait_s)  # read by the patched consumer factory
+    return app
+
+
+def _let_apps_set_fetch_wait() -> None:
+    """Faust's consumer waits up to 1.5 s for a fetch (faust-streaming 0.15 fixes it; no setting).
+
+    A broker answers a fetch as soon as new records arrive, so the wait costs no latency;
+    but some hold it longer (Tansu 0.6), which delays every record at low rates by up
+    to the wait. This lets each app set its own (FUNNEL_FETCH_MAX_WAIT); it is applied
+    to the consumer before it starts its fetcher.
+    """
+    thread = faust_aiokafka.AIOKafkaConsumerThread
+    if getattr(thread, "_funnel_fetch_wait", False):
+        return
+    original = thread._create_worker_consumer
+
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        wait_s = getattr(self.app, FETCH_WAIT_ATTR, None)
+        if wait_s is not None:
+            consumer._fetch_max_wait_ms = round(wait_s * 1000)
+        return consumer
+
+    setattr(thread, "_create_worker_consumer", _create_worker_consumer)  # noqa: B010 - a deliberate, named patch
+    setattr(thread, "_funnel_fetch_wait", True)  # noqa: B010

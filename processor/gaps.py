@@ -16,29 +16,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from processor.settings import Settings
-
 WATCH_RECORDS = 10_000  # records checked per partition after it is taken on
 FETCH_TIMEOUT_S = 10.0
 
 
-def consumer_config(settings: Settings, ssl_context: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.broker_hosts(),
-        "security_protocol": settings.security_protocol,
-        "enable_auto_commit": False,
-        "fetch_max_wait_ms": 50,
-    }
-    if settings.sasl_mechanism is not None:
-        assert settings.sasl_password is not None
-        config.update(
-            sasl_mechanism=settings.sasl_mechanism,
-            sasl_plain_username=settings.sasl_username,
-            sasl_plain_password=settings.sasl_password.reveal(),
-        )
-    if ssl_context is not None:
-        config["ssl_context"] = ssl_context
-    return config
+def consumer_config(connection: dict[str, Any]) -> dict[str, Any]:
+    """A plain consumer's configuration, from `processor.app.aiokafka_connection`."""
+    return {**connection, "enable_auto_commit": False, "fetch_max_wait_ms": 50}
 
 
 async def fetch_range(config: dict[str, Any], topic: str, partition: int, start: int, end: int) -> list[Any]:

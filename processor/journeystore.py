@@ -14,6 +14,8 @@ Three things matter:
   further in event time than the dedup horizon; `applied(contact, offset)` tells the
   worker which of those it must not apply twice.
 - Decoded entries are cached, so a contact's state is decoded once, not per event.
+  The worker keeps one store per input partition (their writes must go out under
+  an event of that partition), sharing one cache: a contact lives in one partition.
 
 Entry layout: 8-byte big-endian offset (-1: none), then the state from
 `processor.funnel.codec`.
@@ -40,10 +42,12 @@ def decode_entry(raw: bytes) -> Entry:
 
 
 class JourneyStore(MutableMapping[str, ContactState]):
-    def __init__(self, table: MutableMapping[bytes, bytes], cache_size: int = 200_000) -> None:
+    def __init__(
+        self, table: MutableMapping[bytes, bytes], cache_size: int = 200_000, cache: dict[str, Entry] | None = None
+    ) -> None:
         self.table = table
         self.cache_size = cache_size
-        self._cache: dict[str, Entry] = {}
+        self._cache: dict[str, Entry] = {} if cache is None else cache
         self._staged: dict[str, ContactState] = {}
         self._staged_offsets: dict[str, int] = {}
 
@@ -88,10 +92,16 @@ class JourneyStore(MutableMapping[str, ContactState]):
         """Record, with the contact's next commit, that the touchpoint at `offset` is applied."""
         self._staged_offsets[contact_id] = offset
 
+    @property
+    def staged(self) -> bool:
+        """Whether states wait to be written."""
+        return bool(self._staged)
+
     def commit(self) -> list[tuple[ContactState | None, ContactState]]:
         """Write every staged state to the table (call once its outputs are acknowledged).
 
-        Returns (state before, state after) for each contact written.
+        A contact changed several times since the last commit is written once, with its
+        latest state. Returns (state before, state after) for each contact written.
         """
         changes = []
         for contact_id, state in self._staged.items():
@@ -110,7 +120,7 @@ class JourneyStore(MutableMapping[str, ContactState]):
         self._staged_offsets.clear()
 
     def forget(self) -> None:
-        """Empty the cache, e.g. when partitions move to another worker."""
+        """Empty the cache (shared by every store over it), e.g. when partitions move to another worker."""
         self._cache.clear()
 
     def _remember(self, contact_id: str, entry: Entry) -> None:

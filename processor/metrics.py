@@ -12,6 +12,7 @@ order stages by), the same on every worker: take its max, not its sum.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -110,6 +111,8 @@ class FunnelMetrics:
             registry=registry,
         )
         registry.register(StageGauges(counts))
+        self._moves: dict[tuple[str, str | None, str], tuple[Any, Any, Any, Any]] = {}
+        self._drops: dict[tuple[str, str, str], Any] = {}
         for reason in REASONS:
             self.dead_letters.labels(reason)
         for funnel in funnels:
@@ -125,17 +128,36 @@ class FunnelMetrics:
 
     def count(self, outputs: Iterable[Output], clock_s: float | None = None) -> None:
         """Count outputs; `clock_s` (event time, seconds) measures how late stalls fired."""
+        moves, drops = self._moves, self._drops
         for output in outputs:
             if output["kind"] == "transition":
-                funnel, to_stage, from_stage = output["funnel"], output["to_stage"], output["from_stage"]
-                self.entries.labels(funnel, to_stage).inc()
-                self.transitions.labels(funnel, from_stage or ENTRY, to_stage).inc()
-                self.time_to_convert.labels(funnel, to_stage).observe(output["since_funnel_entry_s"])
+                key = (output["funnel"], output["from_stage"], output["to_stage"])
+                move = moves.get(key)
+                if move is None:
+                    move = moves[key] = self._move(*key)
+                entries, transitions, to_convert, in_stage = move
+                entries.inc()
+                transitions.inc()
+                to_convert.observe(output["since_funnel_entry_s"])
                 previous = output["time_in_previous_stage_s"]
-                if from_stage is not None and previous is not None:
-                    self.time_in_stage.labels(funnel, from_stage).observe(previous)
+                if in_stage is not None and previous is not None:
+                    in_stage.observe(previous)
             else:
-                self.dropoffs.labels(output["funnel"], output["stage"], output["reason"]).inc()
-                if output["reason"] == "stalled" and clock_s is not None:  # a stall occurs at its deadline
+                reason = output["reason"]
+                key = (output["funnel"], output["stage"], reason)
+                drop = drops.get(key)
+                if drop is None:
+                    drop = drops[key] = self.dropoffs.labels(*key)
+                drop.inc()
+                if reason == "stalled" and clock_s is not None:  # a stall occurs at its deadline
                     deadline_s = parse_time(output["occurred_at"]) / 1_000_000
                     self.deadline_lateness.observe(max(0.0, clock_s - deadline_s))
+
+    def _move(self, funnel: str, from_stage: str | None, to_stage: str) -> tuple[Any, Any, Any, Any]:
+        """The series one transition counts in (looked up once per label set: labels() is slow)."""
+        return (
+            self.entries.labels(funnel, to_stage),
+            self.transitions.labels(funnel, from_stage or ENTRY, to_stage),
+            self.time_to_convert.labels(funnel, to_stage),
+            None if from_stage is None else self.time_in_stage.labels(funnel, from_stage),
+        )

@@ -65,6 +65,9 @@ _VARS: dict[str, _Var] = {
     "FUNNEL_DEDUP_HORIZON": _Var("dedup_horizon_us", values.positive, parse_duration, values.duration_text),
     "FUNNEL_TICK_INTERVAL": _Var("tick_interval_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_IDLE_AFTER": _Var("idle_after_s", values.positive, values.seconds, values.seconds_text),
+    "FUNNEL_BATCH_SIZE": _Var("batch_size", values.between(1, 100_000), values.whole),
+    "FUNNEL_BATCH_WAIT": _Var("batch_wait_s", values.positive, values.seconds, values.seconds_text),
+    "FUNNEL_FETCH_MAX_WAIT": _Var("fetch_max_wait_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_SESSION_TIMEOUT": _Var("session_timeout_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_LOG_LEVEL": _Var("log_level", values.one_of(*LOG_LEVELS)),
     "FUNNEL_END_OFFSETS_FROM_FETCH": _Var("end_offsets_from_fetch", values.one_of("false", "true")),
@@ -105,6 +108,13 @@ class Settings:
     dedup_horizon_us: int = parse_duration("24h")
     tick_interval_s: float = 1.0
     idle_after_s: float = 5.0
+    # Records processed before their outputs' acknowledgements are awaited and their states
+    # written (processor/batch.py), and the longest a batch stays open.
+    batch_size: int = 1000
+    batch_wait_s: float = 0.05
+    # The longest the broker may hold a fetch of the input. Faust's 1.5 s costs nothing on
+    # Kafka, which answers as soon as records arrive; Tansu holds fetches longer (set 50ms).
+    fetch_max_wait_s: float = 1.5
     session_timeout_s: float = 30.0
     log_level: str = "info"
     # Workaround for brokers whose ListOffsets(latest) is short (Tansu 0.6): take table
@@ -148,6 +158,12 @@ class Settings:
             object.__setattr__(self, "web_host", host)
         self._check_topics_distinct()
         self._check_security()
+        if self.batch_wait_s * 2 >= self.session_timeout_s:
+            wait, session = values.seconds_text(self.batch_wait_s), values.seconds_text(self.session_timeout_s)
+            raise SettingsError(
+                f"FUNNEL_BATCH_WAIT: {wait} must be under half FUNNEL_SESSION_TIMEOUT ({session}): a batch "
+                "waits at most this long to be flushed, also while the consumer group rebalances"
+            )
         try:
             load_funnels(self.funnels)
         except DefinitionError as exc:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from processor import kafkaio
+from processor.app import aiokafka_connection
 from processor.gaps import consumer_config, fetch_range
 
 
@@ -15,6 +16,6 @@ def test_fetch_range_returns_exactly_the_asked_offsets(broker: Any, topics: Call
     settings = broker.settings(names)
     records = [(b"c%d" % i, b'{"n": %d}' % i) for i in range(10)]
     kafkaio.produce_records(settings, names.touchpoints, records)
-    got = asyncio.run(fetch_range(consumer_config(settings, None), names.touchpoints, 0, 3, 7))
+    got = asyncio.run(fetch_range(consumer_config(aiokafka_connection(settings)), names.touchpoints, 0, 3, 7))
     assert [(r.offset, r.key, r.value) for r in got] == [(i, *records[i]) for i in range(3, 7)]
-    assert asyncio.run(fetch_range(consumer_config(settings, None), names.touchpoints, 0, 10, 10)) == []
+    assert asyncio.run(fetch_range(consumer_config(aiokafka_connection(settings)), names.touchpoints, 0, 10, 10)) == []

@@ -65,6 +65,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.store, settings.processing_guarantee, settings.log_level) == ("rocksdb", "at_least_once", "info")
     assert settings.dedup_horizon_us == 24 * 3600 * 1_000_000
     assert (settings.tick_interval_s, settings.idle_after_s, settings.session_timeout_s) == (1.0, 5.0, 30.0)
+    assert (settings.batch_size, settings.batch_wait_s, settings.fetch_max_wait_s) == (1000, 0.05, 1.5)
     assert settings.security_protocol == "PLAINTEXT"
     unset = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
     assert all(getattr(settings, name) is None for name in (*unset, "ssl_key_password"))
@@ -95,6 +96,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "DEDUP_HORIZON": "12h",
         "TICK_INTERVAL": "0.5s",
         "IDLE_AFTER": "2m",
+        "BATCH_SIZE": "250",
+        "BATCH_WAIT": "0.02s",
+        "FETCH_MAX_WAIT": "0.1s",
         "SESSION_TIMEOUT": "6s",
         "LOG_LEVEL": "debug",
         "END_OFFSETS_FROM_FETCH": "true",
@@ -121,6 +125,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         dedup_horizon_us=12 * 3600 * 1_000_000,
         tick_interval_s=0.5,
         idle_after_s=120.0,
+        batch_size=250,
+        batch_wait_s=0.02,
+        fetch_max_wait_s=0.1,
         session_timeout_s=6.0,
         log_level="debug",
         end_offsets_from_fetch="true",
@@ -188,6 +195,10 @@ def test_broker_url_forms(url: str, hosts: list[str]) -> None:
         ({"TICK_INTERVAL": "-1s"}, "FUNNEL_TICK_INTERVAL: duration must be positive"),
         ({"IDLE_AFTER": "0s"}, "FUNNEL_IDLE_AFTER: duration must be positive"),
         ({"SESSION_TIMEOUT": "30 sec"}, "FUNNEL_SESSION_TIMEOUT: '30 sec' is not a duration"),
+        ({"BATCH_SIZE": "0"}, "FUNNEL_BATCH_SIZE: '0' is not between 1 and 100000"),
+        ({"BATCH_WAIT": "0s"}, "FUNNEL_BATCH_WAIT: duration must be positive"),
+        ({"FETCH_MAX_WAIT": "soon"}, "FUNNEL_FETCH_MAX_WAIT: 'soon' is not a duration"),
+        ({"BATCH_WAIT": "2s", "SESSION_TIMEOUT": "3s"}, "FUNNEL_BATCH_WAIT: 2s must be under half FUNNEL_SESSION"),
         ({"BROKER_URL": "http://broker:9092"}, "FUNNEL_BROKER_URL: 'http://broker:9092' uses the scheme 'http://'"),
         ({"BROKER_URL": "kafka://broker"}, "FUNNEL_BROKER_URL: 'kafka://broker' has no port"),
         ({"BROKER_URL": "broker:kafka"}, "FUNNEL_BROKER_URL: 'broker:kafka': the port 'kafka' is not a number"),
@@ -297,7 +308,7 @@ def test_unknown_variables_hint_and_what_is_left_alone() -> None:
         Settings.from_env({"funnel_sasl_pasword": PASSWORD})
     assert str(caught.value).endswith("did you mean FUNNEL_SASL_PASSWORD?")
     assert PASSWORD not in str(caught.value)
-    assert "the variables read are FUNNEL_APP_ID, FUNNEL_BROKER_URL" in refusal(ZZZ="1")
+    assert "the variables read are FUNNEL_APP_ID, FUNNEL_BATCH_SIZE, FUNNEL_BATCH_WAIT" in refusal(ZZZ="1")
     unrelated = {"PATH": "/usr/bin", "KAFKA_FUNNEL_X": "1", "FUNNEL_TEST_BROKER": "localhost:9092"}
     assert Settings.from_env(unrelated) == Settings()
 

@@ -1,0 +1,39 @@
+"""What `create_app` sets on Faust beyond Faust's own settings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from processor.app import create_app
+from processor.settings import Settings
+
+
+def fetch_wait_ms(settings: Settings) -> int:
+    """The fetch wait of the input consumer Faust would start for this app (built, never started)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # the app's loop
+    try:
+        app = create_app(settings)
+
+        thread = app.consumer._thread  # the consumer's thread, never started here
+
+        async def build() -> int:
+            consumer = thread._create_worker_consumer(app.transport)
+            try:
+                return int(consumer._fetch_max_wait_ms)
+            finally:
+                await consumer.stop()
+
+        try:
+            return loop.run_until_complete(build())
+        finally:
+            thread.thread_loop.close()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def test_the_input_consumer_waits_for_a_fetch_at_most_fetch_max_wait(tmp_path: Path) -> None:
+    assert fetch_wait_ms(Settings(store="memory", data_dir=tmp_path, fetch_max_wait_s=0.05)) == 50
+    assert fetch_wait_ms(Settings(store="memory", data_dir=tmp_path)) == 1500  # Faust's own
