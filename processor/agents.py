@@ -44,7 +44,7 @@ from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
-from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range
+from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
 from processor.journeystore import Entry, JourneyStore
 from processor.metrics import FunnelMetrics
 from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
@@ -206,7 +206,9 @@ class JourneyAgent:
         if checked >= WATCH_RECORDS:
             return
         self._watch[partition] = (offset + 1, checked + 1)
-        if expected is None or offset <= expected:
+        if expected is None:  # the partition's first record here: from where the group starts
+            expected = await start_offset(self._fetch_config, self.settings.app_id, message.topic, partition)
+        if offset <= expected:
             return
         missed = await fetch_range(self._fetch_config, message.topic, partition, expected, offset)
         if missed:
