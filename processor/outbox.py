@@ -114,6 +114,7 @@ class KafkaOutbox:
         for slot, batch in self._open.items():
             await self._ship(slot, batch)
         self._open.clear()
+        self._counts.clear()  # partition counts are read again (from the producer's metadata) per batch
         sent, self._sent = self._sent, []
         last: dict[tuple[str, int], int] = {}
         for slot, records, acknowledgement in sent:
