@@ -28,6 +28,7 @@ from bench.procs import ROOT, Procs, start_broker
 from bench.streams import delete_topics
 from bench.table import Row, machine, render, write_json
 
+GROUPS = ("1", "2", "3", "4", "6", "7")  # 4 also gives 5; 6 is the state cases (6b needs 3)
 STORE = "rocksdb"  # the worker's default store: cases 2, 3 and 4-5 use it; recovery uses memory
 
 
@@ -40,25 +41,44 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="logs and data of this run, emptied first (default out/bench)")
     parser.add_argument("--touchpoints", type=int, help="input size (default 30,000; smoke 600)")
     parser.add_argument("--recovery-contacts", type=int, help="contacts in case 6 (default 1,000,000; smoke 3,000)")
+    parser.add_argument(
+        "--cases",
+        type=lambda text: {part.strip() for part in text.split(",") if part.strip()},
+        help="run only these groups, e.g. 1,3 (groups: " + ", ".join(GROUPS) + "); ratios need their baselines",
+    )
     return parser.parse_args(argv)
 
 
-def run_cases(lab: Lab) -> list[Row]:
+def run_cases(lab: Lab, only: set[str] | None = None) -> list[Row]:
     res = cases.Results()
-    res.add(["1"], lambda: cases.ceiling(lab, res))
-    res.add(["2"], lambda: cases.faust(lab, res, STORE))
-    res.add(["3", "3a", "3b"], lambda: cases.worker(lab, res, STORE))
-    res.add(["4a", "4b", "4c", "5a", "5b"], lambda: cases.latency_and_lateness(lab, res, STORE))
-    res.add(["6b"], lambda: cases.rocksdb_state(res))
-    if res.worker is not None:
-        shutil.rmtree(res.worker.data_dir, ignore_errors=True)
-    res.add(["6a", "6c"], lambda: cases.memory_state(lab))
-    res.add(["7", "7a"], lambda: cases.core(lab))
+
+    def wanted(group: str) -> bool:
+        return only is None or group in only
+
+    if wanted("1"):
+        res.add(["1"], lambda: cases.ceiling(lab, res))
+    if wanted("2"):
+        res.add(["2"], lambda: cases.faust(lab, res, STORE))
+    if wanted("3"):
+        res.add(["3", "3a", "3b"], lambda: cases.worker(lab, res, STORE))
+    if wanted("4"):
+        res.add(["4a", "4b", "4c", "5a", "5b"], lambda: cases.latency_and_lateness(lab, res, STORE))
+    if wanted("6"):
+        if wanted("3"):
+            res.add(["6b"], lambda: cases.rocksdb_state(res))
+        if res.worker is not None:
+            shutil.rmtree(res.worker.data_dir, ignore_errors=True)
+        res.add(["6a", "6c"], lambda: cases.memory_state(lab))
+    if wanted("7"):
+        res.add(["7", "7a"], lambda: cases.core(lab))
     return sorted(res.rows, key=lambda row: list(cases.SLOTS).index(row.case))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.cases and not args.cases <= set(GROUPS):
+        print(f"python -m bench: --cases takes groups among {', '.join(GROUPS)}", file=sys.stderr)
+        return 2
     sizes = SMOKE if args.smoke else FULL
     if args.touchpoints:
         sizes = dataclasses.replace(sizes, touchpoints=args.touchpoints)
@@ -76,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = start_broker(procs)
         header.update(machine(broker.description))
         lab = Lab(broker, procs, work, sizes, simulate(work / "touchpoints.jsonl", sizes.touchpoints))
-        rows = run_cases(lab)
+        rows = run_cases(lab, args.cases)
     finally:
         procs.stop_all()
         if lab is not None and not lab.broker.is_tansu:  # leave nothing on a shared Kafka
@@ -87,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": round(time.monotonic() - started),
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
             "sizes": dataclasses.asdict(sizes),
+            "cases": sorted(args.cases) if args.cases else "all",
             "json": str(out),
         }
     )
