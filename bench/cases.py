@@ -99,8 +99,8 @@ def latency_and_lateness(lab: Lab, res: Results, store: str) -> list[Row]:
     flowing = f"{len(run.flowing_s):,} stalls (bench/funnels/stall-probe.json); p50 {flowing_p50:.2f} s"
     quiet = f"{len(run.quiet_s):,} stalls after traffic stopped, fired by the idle clock"
     floor = live.floor(lab, run.rate, run.sent)
-    wait, floor_p50 = live.FAUST_FETCH_WAIT_MS, live.percentile(floor, 50)
-    floor_note = f"same rate and broker, consumer fetch wait {wait} ms as Faust's; p50 {floor_p50:.0f} ms"
+    wait, floor_p50 = lab.fetch_wait_ms, live.percentile(floor, 50)
+    floor_note = f"same rate and broker, consumer fetch wait {wait} ms as the worker's; p50 {floor_p50:.0f} ms"
     return [
         row("4a", live.percentile(run.latencies_ms, 50), at, run.details()),
         row("4b", live.percentile(run.latencies_ms, 99)),

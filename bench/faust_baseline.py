@@ -2,12 +2,13 @@
 
     BENCH_BROKER_URL=kafka://... BENCH_SOURCE=... BENCH_SINK=... BENCH_APP_ID=... \
     BENCH_PARTITIONS=4 BENCH_STORE=rocksdb BENCH_DATA_DIR=... BENCH_SESSION_TIMEOUT=2 \
+    BENCH_FETCH_WAIT_MS=50 \
     python -m bench.faust_baseline worker --without-web -l warn
 
 A faust-streaming agent reads each touchpoint (JSON), updates the contact's entry in a
 table (a touchpoint count and the last type and time) and sends one record per event.
-It uses the same store and consumer settings as the worker; it does not wait for
-Kafka's acknowledgement of what it sends (Faust's default).
+It uses the same store and consumer settings as the worker, its fetch wait included; it
+does not wait for Kafka's acknowledgement of what it sends (Faust's default).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 from typing import Any
 
 import faust
+
+from processor.app import set_fetch_wait
 
 env = os.environ
 session_timeout = float(env.get("BENCH_SESSION_TIMEOUT", "10"))
@@ -30,6 +33,8 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     autodiscover=False,
 )
+if "BENCH_FETCH_WAIT_MS" in env:
+    set_fetch_wait(app, int(env["BENCH_FETCH_WAIT_MS"]) / 1000)
 touchpoints = app.topic(env["BENCH_SOURCE"], key_serializer="raw", value_serializer="json")
 updates = app.topic(env["BENCH_SINK"], key_serializer="raw", value_serializer="json")
 contacts = app.Table("contacts", default=dict)

@@ -39,7 +39,6 @@ TICK_S = 1.0  # the worker's default FUNNEL_TICK_INTERVAL
 READ_WAIT_MS = 10  # this reader's fetch wait: it adds at most this to each latency on a quiet broker
 WARMUP = b"bench-warmup"  # the contact of the one touchpoint sent before timing starts
 WARMUP_TIMEOUT_S = 90.0
-FAUST_FETCH_WAIT_MS = 1500  # faust-streaming 0.15 sets fetch_max_wait_ms=1500 on its aiokafka consumer
 
 
 def percentile(values: list[float], p: int) -> float:
@@ -186,12 +185,12 @@ def live(lab: Lab, sustained_rate: float, store: str) -> LiveResult:
 
 def floor(lab: Lab, rate: float, count: int) -> list[float]:
     """Latencies (ms) through the raw passthrough at the same rate, its consumer waiting up to
-    FAUST_FETCH_WAIT_MS per fetch as Faust's does: what the broker alone adds."""
+    as long per fetch as the worker's does (Lab.fetch_wait_ms): what the broker alone adds."""
     tag = lab.tag("floor")
     source, sink = f"{tag}-in", f"{tag}-out"
     asyncio.run(create_topics(lab.broker.hosts, [source, sink], lab.sizes.partitions))
     command = python_command("-m", "bench.passthrough", "--broker", lab.broker.hosts, "--source", source)
-    command += ["--sink", sink, "--group", tag, "--count", str(count + 1), "--fetch-wait-ms", str(FAUST_FETCH_WAIT_MS)]
+    command += ["--sink", sink, "--group", tag, "--count", str(count + 1), "--fetch-wait-ms", str(lab.fetch_wait_ms)]
     command += ["--session-timeout-ms", str(round(lab.session_timeout_s * 1000))]
     proc = lab.procs.start("passthrough-floor", command, dict(os.environ))
     try:

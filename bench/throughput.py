@@ -93,6 +93,7 @@ def faust_baseline(lab: Lab, store: str) -> Drain:
             "BENCH_STORE": store,
             "BENCH_DATA_DIR": str(lab.work / tag),
             "BENCH_SESSION_TIMEOUT": f"{lab.session_timeout_s:g}",
+            "BENCH_FETCH_WAIT_MS": str(lab.fetch_wait_ms),
         }
     )
     command = python_command("-m", "bench.faust_baseline", "worker", "--without-web", "-l", "warn")

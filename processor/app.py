@@ -81,9 +81,14 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         autodiscover=False,
     )
-    _let_apps_set_fetch_wait()
-    setattr(app, FETCH_WAIT_ATTR, settings.fetch_max_wait_s)  # read by the patched consumer factory
+    set_fetch_wait(app, settings.fetch_max_wait_s)
     return app
+
+
+def set_fetch_wait(app: faust.App, wait_s: float) -> None:
+    """The longest the app's input consumer waits for a fetch (see _let_apps_set_fetch_wait)."""
+    _let_apps_set_fetch_wait()
+    setattr(app, FETCH_WAIT_ATTR, wait_s)  # read by the patched consumer factory
 
 
 def _let_apps_set_fetch_wait() -> None:

@@ -85,6 +85,8 @@ def demo_env(broker_url: str | None, web_port: int) -> dict[str, str]:
     )
     if broker_url is not None:  # our own Tansu: the default topic names
         env["FUNNEL_BROKER_URL"] = broker_url
+        # Tansu holds each fetch for about half its longest wait even with records waiting.
+        env["FUNNEL_FETCH_MAX_WAIT"] = "0.1s"
     else:  # someone's Kafka: topics and consumer group of this run only, never their `touchpoints`
         run = f"funnel-demo-{uuid.uuid4().hex[:8]}"
         env["FUNNEL_APP_ID"] = run
