@@ -37,7 +37,7 @@ class Sizes:
     live_seconds: float = 20.0  # paced traffic in cases 4 and 5
     recovery_contacts: int = 1_000_000
     replay_rounds: int = 3
-    idle_after: str | None = None  # FUNNEL_IDLE_AFTER for the live run; None: the worker's default (5 s)
+    idle_after: str | None = None  # FUNNEL_IDLE_AFTER for the live run; None: the worker's default (1 s)
     stall_timeout_s: float = 120.0  # a case fails when its outputs stop coming for this long
 
 

@@ -34,8 +34,8 @@ from processor.definitions import PRESETS
 from processor.funnel.timefmt import format_time, parse_duration, parse_time
 
 STALL_S = 2.0  # bench/funnels/stall-probe.json
-DEFAULT_IDLE_AFTER_S = 5.0  # the worker's default FUNNEL_IDLE_AFTER
-TICK_S = 1.0  # the worker's default FUNNEL_TICK_INTERVAL
+DEFAULT_IDLE_AFTER_S = 1.0  # the worker's default FUNNEL_IDLE_AFTER
+TICK_S = 0.5  # the worker's default FUNNEL_TICK_INTERVAL
 READ_WAIT_MS = 10  # this reader's fetch wait: it adds at most this to each latency on a quiet broker
 WARMUP = b"bench-warmup"  # the contact of the one touchpoint sent before timing starts
 WARMUP_TIMEOUT_S = 90.0

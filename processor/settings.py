@@ -106,8 +106,11 @@ class Settings:
     store: str = "rocksdb"
     processing_guarantee: str = "at_least_once"
     dedup_horizon_us: int = parse_duration("24h")
-    tick_interval_s: float = 1.0
-    idle_after_s: float = 5.0
+    # A quiet partition fires a deadline about idle_after_s + up to tick_interval_s after it
+    # passes; a touchpoint held back longer than idle_after_s by its producer may then find
+    # its contact dropped, and is applied as a reactivation (SPEC: order).
+    tick_interval_s: float = 0.5
+    idle_after_s: float = 1.0
     # Records processed before their outputs' acknowledgements are awaited and their states
     # written (processor/batch.py), and the longest a batch stays open.
     batch_size: int = 1000

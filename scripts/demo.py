@@ -78,7 +78,6 @@ def demo_env(broker_url: str | None, web_port: int) -> dict[str, str]:
         # Tansu takes any session timeout and holds a group join for half of it; Kafka's brokers
         # refuse one under group.min.session.timeout.ms (6 s by default).
         FUNNEL_SESSION_TIMEOUT="2s" if broker_url is not None else "10s",
-        FUNNEL_IDLE_AFTER="3s",
         FUNNEL_WEB_BIND="127.0.0.1",
         FUNNEL_WEB_PORT=str(web_port),
         FUNNEL_FUNNELS=",".join(PRESETS),

@@ -64,7 +64,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.web_bind, settings.web_host, settings.data_dir) == ("127.0.0.1", "127.0.0.1", Path("data"))
     assert (settings.store, settings.processing_guarantee, settings.log_level) == ("rocksdb", "at_least_once", "info")
     assert settings.dedup_horizon_us == 24 * 3600 * 1_000_000
-    assert (settings.tick_interval_s, settings.idle_after_s, settings.session_timeout_s) == (1.0, 5.0, 30.0)
+    assert (settings.tick_interval_s, settings.idle_after_s, settings.session_timeout_s) == (0.5, 1.0, 30.0)
     assert (settings.batch_size, settings.batch_wait_s, settings.fetch_max_wait_s) == (1000, 0.05, 1.5)
     assert settings.security_protocol == "PLAINTEXT"
     unset = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
