@@ -22,12 +22,12 @@ def _fail(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     # Faust and the Kafka clients load only for this command, keeping the others quick.
     import faust
-    from faust.sensors.prometheus import setup_prometheus_sensors
     from prometheus_client import CollectorRegistry
 
     from processor import kafkaio
     from processor.agents import JourneyAgent
     from processor.app import create_app
+    from processor.faustsensor import setup_lean_prometheus_sensor
     from processor.views import register_views
 
     try:
@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
         take_end_offsets_from_fetch()
     app = create_app(settings)
     registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="funnel_faust")
+    setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
     register_views(app, JourneyAgent(app, settings, funnels, registry))
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
