@@ -27,6 +27,7 @@ SLOTS: dict[str, tuple[str, str, Target | None]] = {
     "3": ("this worker, end to end, one process", "touchpoints/s", None),
     "3a": ("  worker / passthrough ceiling", "x", CEILING_SHARE),
     "3b": ("  worker / plain Faust baseline", "x", OVER_FAUST),
+    "3c": ("  the same by CPU time per touchpoint", "x", None),
     "4a": ("latency p50, touchpoint -> transition", "ms", None),
     "4b": ("latency p99, touchpoint -> transition", "ms", LATENCY_P99),
     "4c": ("  p99 through the raw passthrough (floor)", "ms", None),
@@ -52,6 +53,7 @@ class Results:
     rows: list[Row] = field(default_factory=list)
     ceiling: float | None = None
     faust: float | None = None
+    faust_cpu_us: float | None = None
     worker: throughput.WorkerDrain | None = None
 
     def add(self, cases: list[str], body: Callable[[], list[Row]]) -> None:
@@ -72,8 +74,8 @@ def ceiling(lab: Lab, res: Results) -> list[Row]:
 
 def faust(lab: Lab, res: Results, store: str) -> list[Row]:
     drain = throughput.faust_baseline(lab, store)
-    res.faust = drain.rate
-    note = f"{drain.touchpoints:,} touchpoints in {drain.span_s:.2f} s, {store} table"
+    res.faust, res.faust_cpu_us = drain.rate, drain.cpu_us
+    note = f"{drain.touchpoints:,} touchpoints in {drain.span_s:.2f} s, {store} table{_cpu(drain)}"
     return [row("2", drain.rate, note, drain.details())]
 
 
@@ -81,13 +83,22 @@ def worker(lab: Lab, res: Results, store: str) -> list[Row]:
     res.worker = throughput.worker(lab, store)
     drain = res.worker.drain
     note = f"{drain.touchpoints:,} touchpoints, {drain.outputs:,} outputs in {drain.span_s:.2f} s; 4 presets, {store}"
-    rows = [row("3", drain.rate, note, drain.details())]
+    rows = [row("3", drain.rate, note + _cpu(drain), drain.details())]
     for case, base in (("3a", res.ceiling), ("3b", res.faust)):
         if base is None:
             rows.append(row(case, None, "failed: its baseline did not run"))
         else:
             rows.append(row(case, drain.rate / base))
+    if res.faust_cpu_us is None or drain.cpu_us is None:
+        rows.append(row("3c", None, "failed: no CPU figure for the worker or the baseline"))
+    else:
+        note = "Faust's CPU time per touchpoint / the worker's: less moved by other load than the rates"
+        rows.append(row("3c", res.faust_cpu_us / drain.cpu_us, note))
     return rows
+
+
+def _cpu(drain: throughput.Drain) -> str:
+    return "" if drain.cpu_us is None else f"; {drain.cpu_us:,.0f} µs CPU per touchpoint"
 
 
 def latency_and_lateness(lab: Lab, res: Results, store: str) -> list[Row]:

@@ -66,6 +66,14 @@ class Proc:
         if not self.running() and self.process.returncode != 0:
             raise BenchError(f"{self.name} (PID {self.pid}) exited with {self.process.returncode}:\n{self.log_tail()}")
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the process has used so far, from /proc (Linux); None once it is gone."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def rss_bytes(self) -> int:
         """Resident set size, from /proc (Linux)."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
