@@ -2,7 +2,7 @@
 
 Recovery: pushing a million touchpoints through the worker would take far too long, so
 the journeys changelog is written directly, in the format the worker writes
-(`processor.journeystore.encode_entry` over `processor.funnel.codec`): the core Engine
+(`processor.journeyentry.encode_entry`, headers for the presets the worker runs): the core Engine
 runs over the input file, and its contact states are replicated under new contact ids
 (`r-0000000`...), each record in the partition Kafka's default partitioner gives its
 key. One probe touchpoint per partition waits in the input topic (bench/probes.py). A
@@ -37,7 +37,7 @@ from bench.streams import produce
 from processor.definitions import PRESETS, load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import decode
-from processor.journeystore import encode_entry
+from processor.journeyentry import Layout, encode_entry
 from processor.kafkaio import changelog_topics
 from processor.settings import Settings
 
@@ -46,13 +46,15 @@ SETTLE_S = 2.0  # after the probes' outputs, before reading RSS
 
 def sample_states(lines: list[bytes]) -> tuple[list[bytes], int]:
     """Encoded entries of every contact the core Engine holds after the input; and its final clock."""
-    engine = Engine(load_funnels(PRESETS))
+    funnels = load_funnels(PRESETS)  # the worker's default funnels, in its order
+    engine = Engine(funnels)
     for line in lines:
         engine.observe(decode(line))
     if engine.clock is None or not engine.store:
         raise BenchError("the input left no contact states to replicate")
     # No touchpoint applied from this worker's input yet: offset -1 ("none").
-    return [encode_entry(-1, state) for state in engine.store.values()], engine.clock
+    layout = Layout(funnels)
+    return [encode_entry(-1, state, layout) for state in engine.store.values()], engine.clock
 
 
 def raw_entry_bytes(sample: list[bytes], contacts: int) -> float:

@@ -45,6 +45,7 @@ from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
 from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
+from processor.journeyentry import Layout
 from processor.journeystore import Entry, JourneyStore
 from processor.metrics import FunnelMetrics
 from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
@@ -86,6 +87,7 @@ class JourneyAgent:
         self.journeys = app.Table("journeys", **table)
         self.clocks = app.Table("clocks", **table)
         self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
+        self._layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
         self.stores: dict[int, JourneyStore] = {}
         self.engines: dict[int, Engine] = {}
         self.batch = Batch()
@@ -343,7 +345,7 @@ class JourneyAgent:
             table: MutableMapping[bytes, bytes] = self.journeys
             if isinstance(self.outbox, KafkaOutbox):
                 table = self._changelogs[partition] = BatchedTable(self.journeys, partition, self.outbox)
-            store = self.stores[partition] = JourneyStore(table, cache=self._cache)
+            store = self.stores[partition] = JourneyStore(table, self._layout, cache=self._cache)
             engine = self.engines[partition] = Engine(self.funnels, store, self.limits)
             clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
             saved = self.clocks.get(b"%d" % partition)
@@ -356,8 +358,9 @@ class JourneyAgent:
                 clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
             started = time.monotonic()
             mine = self._contacts_of(partition)
-            engine.schedule(mine)
-            self.stage_counts.rebuild(partition, (store[contact] for contact in mine))
+            timers, stages = store.summaries(mine)  # from the entries' headers, not their states
+            engine.add_timers(timers)
+            self.stage_counts.rebuild(partition, stages)
             log.info(
                 "partition %d: %d contacts, timers rebuilt in %.2fs", partition, len(mine), time.monotonic() - started
             )

@@ -17,35 +17,33 @@ Three things matter:
   The worker keeps one store per input partition (their writes must go out under
   an event of that partition), sharing one cache: a contact lives in one partition.
 
-Entry layout: 8-byte big-endian offset (-1: none), then the state from
-`processor.funnel.codec`.
+Entries are laid out by `processor.journeyentry`: a header (the offset, and the
+next deadline and stages that a restart's rebuild reads without decoding the
+state), then the state.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator, MutableMapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, MutableMapping
 
-from processor.funnel.codec import decode_state, encode_state
 from processor.funnel.journey import ContactState
+from processor.journeyentry import Layout, decode_entry, encode_entry, entry_summary
+from processor.stagecounts import Key
 
-_OFFSET = struct.Struct(">q")
 Entry = tuple[int, ContactState]  # (offset of the last touchpoint applied, state)
-
-
-def encode_entry(offset: int, state: ContactState) -> bytes:
-    return _OFFSET.pack(offset) + encode_state(state)
-
-
-def decode_entry(raw: bytes) -> Entry:
-    return _OFFSET.unpack_from(raw)[0], decode_state(raw[_OFFSET.size :])
 
 
 class JourneyStore(MutableMapping[str, ContactState]):
     def __init__(
-        self, table: MutableMapping[bytes, bytes], cache_size: int = 200_000, cache: dict[str, Entry] | None = None
+        self,
+        table: MutableMapping[bytes, bytes],
+        layout: Layout,
+        cache_size: int = 200_000,
+        cache: dict[str, Entry] | None = None,
     ) -> None:
         self.table = table
+        self.layout = layout
         self.cache_size = cache_size
         self._cache: dict[str, Entry] = {} if cache is None else cache
         self._staged: dict[str, ContactState] = {}
@@ -83,6 +81,22 @@ class JourneyStore(MutableMapping[str, ContactState]):
     def __len__(self) -> int:
         return len(self.table)
 
+    def summaries(self, contact_ids: Iterable[str]) -> tuple[list[tuple[int, str]], Counter[Key]]:
+        """The stall timers (deadline, contact id) and the stage counts of these stored contacts,
+        from their entries' headers: states are not decoded (unless written for other funnels)."""
+        timers: list[tuple[int, str]] = []
+        held: list[bytes] = []
+        layout, get = self.layout, self.table.get
+        for contact_id in contact_ids:
+            raw = get(contact_id.encode())
+            if raw is None:
+                continue
+            due, slots = entry_summary(raw, layout)
+            if due is not None:
+                timers.append((due, contact_id))
+            held.append(slots)
+        return timers, layout.stage_counts(Counter(held))
+
     def applied(self, contact_id: str, offset: int) -> bool:
         """Whether the touchpoint at this input offset was already applied to the contact."""
         entry = self._entry(contact_id)
@@ -108,7 +122,7 @@ class JourneyStore(MutableMapping[str, ContactState]):
             before = self._entry(contact_id)
             offset = self._staged_offsets.get(contact_id, -1 if before is None else before[0])
             changes.append((None if before is None else before[1], state))
-            self.table[contact_id.encode()] = encode_entry(offset, state)
+            self.table[contact_id.encode()] = encode_entry(offset, state, self.layout)
             self._remember(contact_id, (offset, state))
         self._staged.clear()
         self._staged_offsets.clear()
