@@ -69,6 +69,7 @@ def run_cases(lab: Lab, only: set[str] | None = None) -> list[Row]:
         if res.worker is not None:
             shutil.rmtree(res.worker.data_dir, ignore_errors=True)
         res.add(["6a", "6c"], lambda: cases.memory_state(lab))
+        res.add(["6d"], lambda: cases.rocksdb_restart(lab))
     if wanted("7"):
         res.add(["7", "7a"], lambda: cases.core(lab))
     return sorted(res.rows, key=lambda row: list(cases.SLOTS).index(row.case))
