@@ -123,6 +123,6 @@ def entry_summary(raw: bytes, layout: Layout) -> tuple[int | None, bytes]:
     written in this layout, else worked out from its decoded state."""
     _, digest, due, start = _head(raw)
     if digest == layout.digest:
-        return (None if due == NO_DEADLINE else due), raw[_HEAD.size : start]
+        return (None if due == NO_DEADLINE else due), bytes(raw[_HEAD.size : start])
     state = decode_state(raw[start:])
     return next_deadline(state, layout.funnels), layout.slots(state)

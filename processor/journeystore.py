@@ -24,14 +24,44 @@ state), then the state.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import NamedTuple
 
 from processor.funnel.journey import ContactState
 from processor.journeyentry import Layout, decode_entry, encode_entry, entry_summary
 from processor.stagecounts import Key
 
 Entry = tuple[int, ContactState]  # (offset of the last touchpoint applied, state)
+
+
+class Stored(NamedTuple):
+    """What a partition's engine and stage counts start from after a restart or rebalance."""
+
+    contacts: int
+    timers: list[tuple[int, str]]  # (stall deadline, contact id) of the contacts that have one
+    stages: Counter[Key]
+
+    @classmethod
+    def none(cls) -> Stored:
+        return cls(0, [], Counter())
+
+
+def stored_by_partition(
+    entries: Iterable[tuple[bytes, bytes]], layout: Layout, partition_of: Callable[[bytes], int]
+) -> dict[int, Stored]:
+    """Per partition, its stored contacts' timers and stage counts, from one pass over the
+    table's (key, entry) pairs that reads entry headers only: states stay undecoded (unless
+    written for other funnels) until their contacts are touched."""
+    timers: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    slots: dict[int, list[bytes]] = defaultdict(list)
+    for key, raw in entries:
+        partition = partition_of(key)
+        due, held = entry_summary(raw, layout)
+        if due is not None:
+            timers[partition].append((due, key.decode()))
+        slots[partition].append(held)
+    return {p: Stored(len(held), timers[p], layout.stage_counts(Counter(held))) for p, held in slots.items()}
 
 
 class JourneyStore(MutableMapping[str, ContactState]):
@@ -80,22 +110,6 @@ class JourneyStore(MutableMapping[str, ContactState]):
 
     def __len__(self) -> int:
         return len(self.table)
-
-    def summaries(self, contact_ids: Iterable[str]) -> tuple[list[tuple[int, str]], Counter[Key]]:
-        """The stall timers (deadline, contact id) and the stage counts of these stored contacts,
-        from their entries' headers: states are not decoded (unless written for other funnels)."""
-        timers: list[tuple[int, str]] = []
-        held: list[bytes] = []
-        layout, get = self.layout, self.table.get
-        for contact_id in contact_ids:
-            raw = get(contact_id.encode())
-            if raw is None:
-                continue
-            due, slots = entry_summary(raw, layout)
-            if due is not None:
-                timers.append((due, contact_id))
-            held.append(slots)
-        return timers, layout.stage_counts(Counter(held))
 
     def applied(self, contact_id: str, offset: int) -> bool:
         """Whether the touchpoint at this input offset was already applied to the contact."""

@@ -34,7 +34,7 @@ class StageCounts:
         return keys
 
     def rebuild(self, partition: int, counts: Mapping[Key, int]) -> None:
-        """Start a partition's counts over from its stored contacts' (see `JourneyStore.summaries`)."""
+        """Start a partition's counts over from its stored contacts' (`journeystore.stored_by_partition`)."""
         self._by_partition[partition] = Counter(counts)
 
     def apply(self, partition: int, changes: Iterable[tuple[ContactState | None, ContactState]]) -> None:

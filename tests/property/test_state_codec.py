@@ -15,7 +15,7 @@ from processor.funnel.codec import StateDecodeError, decode_state, encode_state
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
 from processor.journeyentry import Layout, encode_entry
-from processor.journeystore import JourneyStore
+from processor.journeystore import JourneyStore, Stored, stored_by_partition
 from processor.stagecounts import StageCounts
 
 FUNNELS = load_funnels(PRESETS)
@@ -68,10 +68,11 @@ def test_a_worker_restored_from_entry_headers_behaves_like_the_original(
     store = JourneyStore(table, Layout(FUNNELS))
     restored = Engine(FUNNELS, store)
     restored.clock, restored.latest = before.clock, before.latest
-    timers, stages = store.summaries(list(store))
-    restored.add_timers(timers)
+    stored = stored_by_partition(table.items(), Layout(FUNNELS), lambda key: 0).get(0, Stored.none())
+    assert stored.contacts == len(before.store)
+    restored.add_timers(stored.timers)
     counts, decoded = StageCounts(FUNNELS), StageCounts(FUNNELS)
-    counts.rebuild(0, stages)
+    counts.rebuild(0, stored.stages)
     decoded.apply(0, [(None, state) for state in before.store.values()])
     assert counts.table() == decoded.table()
     got += [o for tp in tps[cut:] for o in restored.observe(tp)]

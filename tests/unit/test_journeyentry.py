@@ -14,7 +14,7 @@ from processor.funnel.engine import Engine
 from processor.funnel.journey import ContactState, next_deadline
 from processor.funnel.touchpoint import from_dict
 from processor.journeyentry import EntryFormatError, Layout, decode_entry, encode_entry, entry_summary
-from processor.journeystore import JourneyStore
+from processor.journeystore import stored_by_partition
 from processor.stagecounts import StageCounts
 
 FUNNELS = load_funnels(["quote-to-deal", "customer-journey"])
@@ -89,11 +89,14 @@ def test_an_entry_written_for_other_funnels_is_summarised_from_its_state() -> No
     )
 
 
-def test_store_summaries_give_the_timers_and_counts_of_decoded_states() -> None:
+def test_a_scan_of_headers_gives_each_partitions_timers_and_counts() -> None:
     table = {c.encode(): encode_entry(-1, s, LAYOUT) for c, s in states().items()}
-    store = JourneyStore(table, LAYOUT)
-    timers, stages = store.summaries(["a", "b", "c", "nobody"])
-    assert timers == [(next_deadline(states()["a"], FUNNELS), "a")]
+    partition = {b"a": 1, b"b": 1, b"c": 0}
+    stored = stored_by_partition(table.items(), LAYOUT, partition.__getitem__)
+    assert sorted(stored) == [0, 1] and stored[1].contacts == 2 and stored[0].contacts == 1
+    assert stored[1].timers == [(next_deadline(states()["a"], FUNNELS), "a")] and stored[0].timers == []
+    assert stored[0].stages == {("quote-to-deal", "won", False): 1}
+    stages = stored[0].stages + stored[1].stages
     from_states = StageCounts(FUNNELS)
     from_states.apply(0, [(None, s) for s in states().values()])
     from_headers = StageCounts(FUNNELS)

@@ -9,7 +9,7 @@ from processor.definitions import load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
 from processor.journeyentry import Layout, decode_entry, encode_entry
-from processor.journeystore import JourneyStore
+from processor.journeystore import JourneyStore, stored_by_partition
 from processor.stagecounts import StageCounts
 
 FUNNELS = load_funnels(["quote-to-deal"])
@@ -89,7 +89,7 @@ def test_stage_counts_follow_commits_and_leave_with_their_partition() -> None:
     assert table["request"] == {"active": 0, "dropped": 1}
     assert table["briefing"] == {"active": 1, "dropped": 0}
     assert table["won"] == {"active": 0, "dropped": 0}
-    counts.rebuild(3, store.summaries(["a"])[1])
+    counts.rebuild(3, stored_by_partition([(b"a", store.table[b"a"])], LAYOUT, lambda key: 3)[3].stages)
     assert counts.partitions() == [0, 3] and counts.table()["quote-to-deal"]["briefing"]["active"] == 2
     counts.drop(0)
     assert counts.table()["quote-to-deal"]["request"] == {"active": 0, "dropped": 0}
