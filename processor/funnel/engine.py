@@ -90,8 +90,8 @@ class Engine:
         self.add_timers(timers)
 
     def add_timers(self, timers: Iterable[tuple[int, str]]) -> None:
-        """Add timers (deadline, contact id) for stored states, each deadline the state's
-        `next_deadline` (a timer that is not is dropped as stale when it comes due)."""
+        """Add timers (deadline, contact id) for stored states. Each deadline should be the
+        state's `next_deadline`: any other is skipped as stale when it comes due."""
         self._timers.extend(timers)
         heapq.heapify(self._timers)
 
