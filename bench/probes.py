@@ -33,8 +33,8 @@ def _probe(key: bytes, at: str) -> bytes:
 class Probes:
     """Page views of new contacts, one per unanswered partition per wave, at a given event time."""
 
-    def __init__(self, partitions: int, clock: int) -> None:
-        self.partitions, self.at = partitions, format_time(clock)
+    def __init__(self, partitions: int, clock: int, prefix: str = "bench-probe-") -> None:
+        self.partitions, self.at, self.prefix = partitions, format_time(clock), prefix
         self.partition: dict[bytes, int] = {}
         self.answered: dict[int, float] = {}  # partition -> when its first probe output arrived
         self.replied: set[bytes] = set()
@@ -45,7 +45,7 @@ class Probes:
         wanted = set(range(self.partitions)) - set(self.answered)
         found: dict[int, bytes] = {}
         while wanted - set(found):
-            key = f"bench-probe-{self._k}".encode()
+            key = f"{self.prefix}{self._k}".encode()
             self._k += 1
             part = partition_of(key, self.partitions)
             if part in wanted:

@@ -60,7 +60,7 @@ def run_cases(lab: Lab, only: set[str] | None = None) -> list[Row]:
     if wanted("2"):
         res.add(["2"], lambda: cases.faust(lab, res, STORE))
     if wanted("3"):
-        res.add(["3", "3a", "3b"], lambda: cases.worker(lab, res, STORE))
+        res.add(["3", "3a", "3b", "3c"], lambda: cases.worker(lab, res, STORE))
     if wanted("4"):
         res.add(["4a", "4b", "4c", "5a", "5b"], lambda: cases.latency_and_lateness(lab, res, STORE))
     if wanted("6"):
@@ -69,6 +69,7 @@ def run_cases(lab: Lab, only: set[str] | None = None) -> list[Row]:
         if res.worker is not None:
             shutil.rmtree(res.worker.data_dir, ignore_errors=True)
         res.add(["6a", "6c"], lambda: cases.memory_state(lab))
+        res.add(["6d"], lambda: cases.rocksdb_restart(lab))
     if wanted("7"):
         res.add(["7", "7a"], lambda: cases.core(lab))
     return sorted(res.rows, key=lambda row: list(cases.SLOTS).index(row.case))

@@ -45,7 +45,8 @@ from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
 from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
-from processor.journeystore import Entry, JourneyStore
+from processor.journeyentry import Layout
+from processor.journeystore import Entry, JourneyStore, Stored, stored_by_partition
 from processor.metrics import FunnelMetrics
 from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.settings import Settings
@@ -86,6 +87,7 @@ class JourneyAgent:
         self.journeys = app.Table("journeys", **table)
         self.clocks = app.Table("clocks", **table)
         self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
+        self._layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
         self.stores: dict[int, JourneyStore] = {}
         self.engines: dict[int, Engine] = {}
         self.batch = Batch()
@@ -93,7 +95,7 @@ class JourneyAgent:
         self._acker: faust.StreamT[bytes] | None = None
         self._placement: dict[bytes, int] = {}  # contact id -> its partition
         self._read_to: dict[TP, int] = {}  # input partition -> the offset after the last record taken
-        self._contacts_by_partition: dict[int, list[str]] | None = None  # one table scan per rebalance
+        self._contacts_by_partition: dict[int, Stored] | None = None  # one table scan per rebalance
         self._watch: dict[int, tuple[int | None, int]] = {}  # partition -> (next offset, records checked)
         self._connection = aiokafka_connection(settings)
         self._fetch_config = consumer_config(self._connection)
@@ -343,7 +345,7 @@ class JourneyAgent:
             table: MutableMapping[bytes, bytes] = self.journeys
             if isinstance(self.outbox, KafkaOutbox):
                 table = self._changelogs[partition] = BatchedTable(self.journeys, partition, self.outbox)
-            store = self.stores[partition] = JourneyStore(table, cache=self._cache)
+            store = self.stores[partition] = JourneyStore(table, self._layout, cache=self._cache)
             engine = self.engines[partition] = Engine(self.funnels, store, self.limits)
             clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
             saved = self.clocks.get(b"%d" % partition)
@@ -355,26 +357,30 @@ class JourneyAgent:
                 latest, wall = orjson.loads(saved)
                 clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
             started = time.monotonic()
-            mine = self._contacts_of(partition)
-            engine.schedule(mine)
-            self.stage_counts.rebuild(partition, (store[contact] for contact in mine))
+            stored = self._contacts_of(partition)
+            engine.add_timers(stored.timers)
+            self.stage_counts.rebuild(partition, stored.stages)
             log.info(
-                "partition %d: %d contacts, timers rebuilt in %.2fs", partition, len(mine), time.monotonic() - started
+                "partition %d: %d contacts, timers rebuilt in %.2fs",
+                partition,
+                stored.contacts,
+                time.monotonic() - started,
             )
         return engine
 
-    def _contacts_of(self, partition: int) -> list[str]:
-        """The contacts stored for a partition, from one scan of the table per rebalance.
+    def _contacts_of(self, partition: int) -> Stored:
+        """The timers and stage counts of a partition's stored contacts, from one scan of the
+        table per rebalance that reads entry headers, not states (see `processor.journeyentry`).
 
         A partition's contacts are only written by its own events, which create its
         engine first, so a scan made for any partition holds every later one's too.
         """
         if self._contacts_by_partition is None:
-            grouped: dict[int, list[str]] = {}
-            for key in list(self.journeys.keys()):
-                grouped.setdefault(default_partition(key, self.settings.partitions), []).append(key.decode())
-            self._contacts_by_partition = grouped
-        return self._contacts_by_partition.pop(partition, [])
+            partitions = self.settings.partitions
+            self._contacts_by_partition = stored_by_partition(
+                self.journeys.items(), self._layout, lambda key: default_partition(key, partitions)
+            )
+        return self._contacts_by_partition.pop(partition, Stored.none())
 
     async def send_ticks(self) -> None:
         lags = [time.time() - c.latest / _US for c in self.partition_clocks.values() if c.latest is not None]

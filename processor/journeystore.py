@@ -17,35 +17,63 @@ Three things matter:
   The worker keeps one store per input partition (their writes must go out under
   an event of that partition), sharing one cache: a contact lives in one partition.
 
-Entry layout: 8-byte big-endian offset (-1: none), then the state from
-`processor.funnel.codec`.
+Entries are laid out by `processor.journeyentry`: a header (the offset, and the
+next deadline and stages that a restart's rebuild reads without decoding the
+state), then the state.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator, MutableMapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import NamedTuple
 
-from processor.funnel.codec import decode_state, encode_state
 from processor.funnel.journey import ContactState
+from processor.journeyentry import Layout, decode_entry, encode_entry, entry_summary
+from processor.stagecounts import Key
 
-_OFFSET = struct.Struct(">q")
 Entry = tuple[int, ContactState]  # (offset of the last touchpoint applied, state)
 
 
-def encode_entry(offset: int, state: ContactState) -> bytes:
-    return _OFFSET.pack(offset) + encode_state(state)
+class Stored(NamedTuple):
+    """What a partition's engine and stage counts start from after a restart or rebalance."""
+
+    contacts: int
+    timers: list[tuple[int, str]]  # (stall deadline, contact id) of the contacts that have one
+    stages: Counter[Key]
+
+    @classmethod
+    def none(cls) -> Stored:
+        return cls(0, [], Counter())
 
 
-def decode_entry(raw: bytes) -> Entry:
-    return _OFFSET.unpack_from(raw)[0], decode_state(raw[_OFFSET.size :])
+def stored_by_partition(
+    entries: Iterable[tuple[bytes, bytes]], layout: Layout, partition_of: Callable[[bytes], int]
+) -> dict[int, Stored]:
+    """Per partition, its stored contacts' timers and stage counts, from one pass over the
+    table's (key, entry) pairs that reads entry headers only: states stay undecoded (unless
+    written for other funnels) until their contacts are touched."""
+    timers: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    slots: dict[int, list[bytes]] = defaultdict(list)
+    for key, raw in entries:
+        partition = partition_of(key)
+        due, held = entry_summary(raw, layout)
+        if due is not None:
+            timers[partition].append((due, key.decode()))
+        slots[partition].append(held)
+    return {p: Stored(len(held), timers[p], layout.stage_counts(Counter(held))) for p, held in slots.items()}
 
 
 class JourneyStore(MutableMapping[str, ContactState]):
     def __init__(
-        self, table: MutableMapping[bytes, bytes], cache_size: int = 200_000, cache: dict[str, Entry] | None = None
+        self,
+        table: MutableMapping[bytes, bytes],
+        layout: Layout,
+        cache_size: int = 200_000,
+        cache: dict[str, Entry] | None = None,
     ) -> None:
         self.table = table
+        self.layout = layout
         self.cache_size = cache_size
         self._cache: dict[str, Entry] = {} if cache is None else cache
         self._staged: dict[str, ContactState] = {}
@@ -108,7 +136,7 @@ class JourneyStore(MutableMapping[str, ContactState]):
             before = self._entry(contact_id)
             offset = self._staged_offsets.get(contact_id, -1 if before is None else before[0])
             changes.append((None if before is None else before[1], state))
-            self.table[contact_id.encode()] = encode_entry(offset, state)
+            self.table[contact_id.encode()] = encode_entry(offset, state, self.layout)
             self._remember(contact_id, (offset, state))
         self._staged.clear()
         self._staged_offsets.clear()

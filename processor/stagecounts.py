@@ -9,7 +9,7 @@ counted apart, as dropped, until it moves on.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from processor.funnel.definition import Funnel
 from processor.funnel.journey import ContactState
@@ -33,11 +33,9 @@ class StageCounts:
                 keys.append((funnel.name, funnel.stages[pos.stage], pos.dropped))
         return keys
 
-    def rebuild(self, partition: int, states: Iterable[ContactState]) -> None:
-        counts: Counter[Key] = Counter()
-        for state in states:
-            counts.update(self._keys(state))
-        self._by_partition[partition] = counts
+    def rebuild(self, partition: int, counts: Mapping[Key, int]) -> None:
+        """Start a partition's counts over from its stored contacts' (`journeystore.stored_by_partition`)."""
+        self._by_partition[partition] = Counter(counts)
 
     def apply(self, partition: int, changes: Iterable[tuple[ContactState | None, ContactState]]) -> None:
         counts = self._by_partition.setdefault(partition, Counter())

@@ -15,7 +15,7 @@ from faust.web import Request, Response, View
 
 from processor.agents import JourneyAgent
 from processor.funnel.timefmt import format_time
-from processor.journeystore import decode_entry
+from processor.journeyentry import decode_entry
 
 
 def journey_document(agent: JourneyAgent, contact_id: str) -> dict[str, Any] | None:

@@ -81,11 +81,19 @@ class Engine:
 
     def schedule(self, contact_ids: Iterable[str]) -> None:
         """(Re)build timers for contacts whose states were loaded from elsewhere."""
+        timers = []
         for contact_id in contact_ids:
             state = self.store.get(contact_id)
             due = None if state is None else next_deadline(state, self.funnels)
             if due is not None:
-                heapq.heappush(self._timers, (due, contact_id))
+                timers.append((due, contact_id))
+        self.add_timers(timers)
+
+    def add_timers(self, timers: Iterable[tuple[int, str]]) -> None:
+        """Add timers (deadline, contact id) for stored states. Each deadline should be the
+        state's `next_deadline`: any other is skipped as stale when it comes due."""
+        self._timers.extend(timers)
+        heapq.heapify(self._timers)
 
     def _fire_due(self) -> list[Output]:
         outputs: list[Output] = []

@@ -8,14 +8,16 @@ from factories import Touchpoints
 from processor.definitions import load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
-from processor.journeystore import JourneyStore, decode_entry, encode_entry
+from processor.journeyentry import Layout, decode_entry, encode_entry
+from processor.journeystore import JourneyStore, stored_by_partition
 from processor.stagecounts import StageCounts
 
 FUNNELS = load_funnels(["quote-to-deal"])
+LAYOUT = Layout(FUNNELS)
 
 
 def engine_over(table: dict[bytes, bytes]) -> tuple[Engine, JourneyStore]:
-    store = JourneyStore(table)
+    store = JourneyStore(table, LAYOUT)
     return Engine(FUNNELS, store), store
 
 
@@ -61,7 +63,7 @@ def test_a_fresh_store_reads_what_another_wrote() -> None:
     engine, store = engine_over(table)
     engine.observe(from_dict(Touchpoints()("quote_requested", "acme")))
     store.commit()
-    again = JourneyStore(table)
+    again = JourneyStore(table, LAYOUT)
     assert again["acme"] == store["acme"] and list(again) == ["acme"] and len(again) == 1
     with pytest.raises(TypeError):
         del again["acme"]
@@ -71,7 +73,7 @@ def test_entries_round_trip() -> None:
     engine, store = engine_over({})
     engine.observe(from_dict(Touchpoints()("quote_requested", "acme")))
     state = store["acme"]
-    assert decode_entry(encode_entry(-1, state)) == (-1, state)
+    assert decode_entry(encode_entry(-1, state, LAYOUT)) == (-1, state)
 
 
 def test_stage_counts_follow_commits_and_leave_with_their_partition() -> None:
@@ -87,7 +89,7 @@ def test_stage_counts_follow_commits_and_leave_with_their_partition() -> None:
     assert table["request"] == {"active": 0, "dropped": 1}
     assert table["briefing"] == {"active": 1, "dropped": 0}
     assert table["won"] == {"active": 0, "dropped": 0}
-    counts.rebuild(3, [store["a"]])
+    counts.rebuild(3, stored_by_partition([(b"a", store.table[b"a"])], LAYOUT, lambda key: 3)[3].stages)
     assert counts.partitions() == [0, 3] and counts.table()["quote-to-deal"]["briefing"]["active"] == 2
     counts.drop(0)
     assert counts.table()["quote-to-deal"]["request"] == {"active": 0, "dropped": 0}

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from processor.definitions import load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
+from processor.journeyentry import Layout
 from processor.journeystore import JourneyStore
 from processor.metrics import FunnelMetrics
 from processor.stagecounts import StageCounts
@@ -19,7 +20,7 @@ FUNNELS = load_funnels(["quote-to-deal"])
 
 def setup() -> tuple[CollectorRegistry, FunnelMetrics, Engine, JourneyStore, StageCounts]:
     registry, counts = CollectorRegistry(), StageCounts(FUNNELS)
-    store = JourneyStore({})
+    store = JourneyStore({}, Layout(FUNNELS))
     return registry, FunnelMetrics(registry, FUNNELS, counts), Engine(FUNNELS, store), store, counts
 
 

@@ -1,0 +1,111 @@
+"""Journeys entries: the header a restart reads instead of the state, and refused formats."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+
+import pytest
+from factories import Touchpoints
+
+from processor.definitions import load_funnels
+from processor.funnel.codec import encode_state
+from processor.funnel.engine import Engine
+from processor.funnel.journey import ContactState, next_deadline
+from processor.funnel.touchpoint import from_dict
+from processor.journeyentry import EntryFormatError, Layout, decode_entry, encode_entry, entry_summary
+from processor.journeystore import stored_by_partition
+from processor.stagecounts import StageCounts
+
+FUNNELS = load_funnels(["quote-to-deal", "customer-journey"])
+LAYOUT = Layout(FUNNELS)
+
+
+def states() -> dict[str, ContactState]:
+    """a: stall pending in quote-to-deal; b: lost there (dropped, no deadline); c: won (terminal);
+    none of them entered customer-journey."""
+    engine = Engine(FUNNELS)
+    stream = Touchpoints()
+    for kind, contact in [
+        ("quote_requested", "a"),
+        ("quote_requested", "b"),
+        ("quote_rejected", "b"),
+        ("quote_requested", "c"),
+        ("quote_accepted", "c"),
+    ]:
+        engine.observe(from_dict(stream(kind, contact)))
+    assert isinstance(engine.store, dict)
+    return engine.store
+
+
+def test_the_header_round_trips_offset_deadline_and_stages() -> None:
+    counts = StageCounts(FUNNELS)
+    for offset, (contact, state) in enumerate(states().items()):
+        raw = encode_entry(offset * 1000 - 1, state, LAYOUT)
+        assert decode_entry(raw) == (offset * 1000 - 1, state)
+        due, slots = entry_summary(raw, LAYOUT)
+        assert due == next_deadline(state, FUNNELS)
+        assert LAYOUT.stage_keys(slots) == counts._keys(state), contact
+    deadlines = {c: entry_summary(encode_entry(-1, s, LAYOUT), LAYOUT)[0] for c, s in states().items()}
+    assert deadlines["a"] is not None and deadlines["b"] is None and deadlines["c"] is None
+    assert LAYOUT.stage_keys(LAYOUT.slots(states()["b"])) == [("quote-to-deal", "request", True)]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x01" + bytes(40),  # format 1 marker
+        struct.pack(">q", 41) + b"[1]",  # a format-1 entry: offset first
+        struct.pack(">q", -1) + b"[1]",
+        b"\x02\x00\x00",  # format 2, cut inside its header
+    ],
+)
+def test_an_entry_in_another_format_is_refused_not_misread(raw: bytes) -> None:
+    with pytest.raises(EntryFormatError, match="journeys entry"):
+        decode_entry(raw)
+    with pytest.raises(EntryFormatError, match="journeys entry"):
+        entry_summary(raw, LAYOUT)
+
+
+def test_a_format_1_entry_names_its_format_in_the_error() -> None:
+    old = struct.pack(">q", 7) + encode_state(states()["a"])
+    with pytest.raises(EntryFormatError, match=r"format 0, this build reads format 2"):
+        decode_entry(old)
+
+
+def test_an_entry_written_for_other_funnels_is_summarised_from_its_state() -> None:
+    changed = [dataclasses.replace(FUNNELS[0], stall_after=(3_600_000_000, None, None, None)), FUNNELS[1]]
+    for other in (Layout(changed), Layout(FUNNELS[::-1]), Layout(FUNNELS[:1])):
+        assert other.digest != LAYOUT.digest
+        for state in states().values():
+            raw = encode_entry(-1, state, other)
+            assert entry_summary(raw, LAYOUT) == (next_deadline(state, FUNNELS), LAYOUT.slots(state))
+            assert decode_entry(raw) == (-1, state)
+    hour = Layout(changed)
+    state = states()["a"]
+    assert entry_summary(encode_entry(-1, state, LAYOUT), hour)[0] == state.positions["quote-to-deal"].entered_at + (
+        3_600_000_000
+    )
+
+
+def test_a_scan_of_headers_gives_each_partitions_timers_and_counts() -> None:
+    table = {c.encode(): encode_entry(-1, s, LAYOUT) for c, s in states().items()}
+    partition = {b"a": 1, b"b": 1, b"c": 0}
+    stored = stored_by_partition(table.items(), LAYOUT, partition.__getitem__)
+    assert sorted(stored) == [0, 1] and stored[1].contacts == 2 and stored[0].contacts == 1
+    assert stored[1].timers == [(next_deadline(states()["a"], FUNNELS), "a")] and stored[0].timers == []
+    assert stored[0].stages == {("quote-to-deal", "won", False): 1}
+    stages = stored[0].stages + stored[1].stages
+    from_states = StageCounts(FUNNELS)
+    from_states.apply(0, [(None, s) for s in states().values()])
+    from_headers = StageCounts(FUNNELS)
+    from_headers.rebuild(0, stages)
+    assert from_headers.table() == from_states.table()
+    assert from_headers.table()["quote-to-deal"]["request"] == {"active": 1, "dropped": 1}
+
+
+def test_a_layout_refuses_funnels_its_header_cannot_hold() -> None:
+    many = dataclasses.replace(FUNNELS[0], name="many", stages=tuple(f"s{i}" for i in range(40_000)))
+    with pytest.raises(ValueError, match="stages"):
+        Layout([many])
