@@ -18,6 +18,11 @@ definitions (stall times, stage lists), so they are used only when the layout di
 is the running worker's; an entry written under other definitions is decoded in
 full instead (the slow, always correct way) and rewritten in the current layout on
 its next change.
+
+Format 1, written by earlier builds, had no header: the 8-byte offset, then the state.
+Its first byte is 0 or 255 (offsets run from -1 up) and its state starts with `[`;
+such an entry is read like one of other definitions, so a store written by an earlier
+build is taken over, not refused.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from processor.stagecounts import Key
 FORMAT = 2  # format 1 (before headers) started with the 8-byte offset: its first byte was 0 or 255
 NO_DEADLINE = -(2**63)
 _HEAD = struct.Struct(">Bq8sqB")  # format, offset, layout digest, due, n
+_V1_OFFSET = struct.Struct(">q")  # all a format-1 entry had before its state
 _SLOT_LIMIT = 2**15 - 1  # stage indexes a 2-byte slot holds
 
 
@@ -102,9 +108,14 @@ def encode_entry(offset: int, state: ContactState, layout: Layout) -> bytes:
 
 def _head(raw: bytes) -> tuple[int, bytes, int, int]:
     """(offset, layout digest, due, where the state starts), or EntryFormatError."""
+    if len(raw) > _V1_OFFSET.size and raw[0] in (0, 255) and raw[_V1_OFFSET.size] == ord("["):
+        return _V1_OFFSET.unpack_from(raw)[0], b"", NO_DEADLINE, _V1_OFFSET.size  # format 1: no header
     if not raw or raw[0] != FORMAT:
-        found = "empty" if not raw else f"format {raw[0]}"
-        raise EntryFormatError(f"journeys entry: {found}, this build reads format {FORMAT}")
+        found = "empty" if not raw else f"first byte {raw[0]}"
+        raise EntryFormatError(
+            f"journeys entry: {found}; this build reads format {FORMAT} (a header) "
+            "and format 1 (an offset, then a state)"
+        )
     try:
         _, offset, digest, due, funnels = _HEAD.unpack_from(raw)
     except struct.error:

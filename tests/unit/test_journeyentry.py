@@ -55,9 +55,9 @@ def test_the_header_round_trips_offset_deadline_and_stages() -> None:
     "raw",
     [
         b"",
-        b"\x01" + bytes(40),  # format 1 marker
-        struct.pack(">q", 41) + b"[1]",  # a format-1 entry: offset first
-        struct.pack(">q", -1) + b"[1]",
+        b"\x01" + bytes(40),  # no format has a marker byte 1
+        struct.pack(">q", 41) + b"{}",  # an offset, then no state array
+        b"\x00" * 8,  # an offset alone
         b"\x02\x00\x00",  # format 2, cut inside its header
     ],
 )
@@ -68,10 +68,19 @@ def test_an_entry_in_another_format_is_refused_not_misread(raw: bytes) -> None:
         entry_summary(raw, LAYOUT)
 
 
-def test_a_format_1_entry_names_its_format_in_the_error() -> None:
-    old = struct.pack(">q", 7) + encode_state(states()["a"])
-    with pytest.raises(EntryFormatError, match=r"format 0, this build reads format 2"):
-        decode_entry(old)
+def test_a_format_1_entry_of_an_earlier_build_is_read_from_its_state() -> None:
+    counts = StageCounts(FUNNELS)
+    for offset, state in ((7, states()["a"]), (-1, states()["b"])):
+        old = struct.pack(">q", offset) + encode_state(state)  # what earlier builds wrote
+        assert decode_entry(old) == (offset, state)
+        due, slots = entry_summary(old, LAYOUT)
+        assert due == next_deadline(state, FUNNELS)
+        assert LAYOUT.stage_keys(slots) == counts._keys(state)
+
+
+def test_a_refusal_names_the_formats_read() -> None:
+    with pytest.raises(EntryFormatError, match=r"first byte 1; this build reads format 2 \(a header\) and format 1"):
+        decode_entry(b"\x01" + bytes(40))
 
 
 def test_an_entry_written_for_other_funnels_is_summarised_from_its_state() -> None:
