@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from aiokafka.partitioner import murmur2
 
-from bench.procs import BenchError, Broker, Proc, Procs, free_port, python_command
+from bench.procs import BenchError, Broker, Proc, Procs, python_command
 from processor.definitions import PRESETS, load_funnels
+from processor.localbroker import free_loopback_port
+from processor.outbox import default_partition
 from processor.replay import run_replay
 
 HERE = Path(__file__).resolve().parent
@@ -43,11 +44,6 @@ class Sizes:
 
 FULL = Sizes()
 SMOKE = Sizes(touchpoints=600, live_seconds=3.0, recovery_contacts=3_000, replay_rounds=1, idle_after="1s")
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 of the key), as the worker requires."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass
@@ -91,7 +87,7 @@ class Lab:
                 "FUNNEL_TOPIC_DEADLETTER": f"{tag}-deadletter",
                 "FUNNEL_TOPIC_TICKS": f"{tag}-ticks",
                 "FUNNEL_DATA_DIR": str(self.work / tag),
-                "FUNNEL_WEB_PORT": str(free_port()),
+                "FUNNEL_WEB_PORT": str(free_loopback_port()),
                 "FUNNEL_SESSION_TIMEOUT": f"{self.session_timeout_s:g}s",
             }
         )
@@ -147,7 +143,7 @@ def expected_outputs(lines: Sequence[bytes], partitions: int, funnels: Sequence[
     (each input partition has its own clock), as the integration tests' oracle does."""
     by_partition: dict[int, list[bytes]] = defaultdict(list)
     for line in lines:
-        by_partition[partition_of(str(orjson.loads(line)["contact_id"]).encode(), partitions)].append(line)
+        by_partition[default_partition(str(orjson.loads(line)["contact_id"]).encode(), partitions)].append(line)
     loaded = load_funnels(funnels)
     total = 0
     for part in by_partition.values():

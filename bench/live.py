@@ -27,11 +27,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.lab import STALL_FUNNEL, Lab, partition_of
+from bench.lab import STALL_FUNNEL, Lab
 from bench.procs import BenchError, Proc, python_command
 from bench.streams import Reader, Record, create_topics
 from processor.definitions import PRESETS
 from processor.funnel.timefmt import format_time, parse_duration, parse_time
+from processor.outbox import default_partition
 
 STALL_S = 2.0  # bench/funnels/stall-probe.json
 DEFAULT_IDLE_AFTER_S = 1.0  # the worker's default FUNNEL_IDLE_AFTER
@@ -102,7 +103,7 @@ async def _paced(
             now = time.time()
             key, event_id, value = _stamp(lines[i % len(lines)], now, i // len(lines))
             sent.setdefault(event_id, now)
-            last_at[partition_of(key, partitions)] = now
+            last_at[default_partition(key, partitions)] = now
             pending.append(await producer.send(topic, key=key, value=value))
             i += 1
         if len(pending) > 1000:

@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.lab import Lab, partition_of
+from bench.lab import Lab
 from bench.procs import BenchError, Proc
 from bench.streams import Reader, Record
 from processor.funnel.timefmt import format_time
+from processor.outbox import default_partition
 
 REPROBE_S = 1.0
 RECOVERY_TIMEOUT_S = 900.0
@@ -47,7 +48,7 @@ class Probes:
         while wanted - set(found):
             key = f"{self.prefix}{self._k}".encode()
             self._k += 1
-            part = partition_of(key, self.partitions)
+            part = default_partition(key, self.partitions)
             if part in wanted:
                 found.setdefault(part, key)
         self.partition.update({key: part for part, key in found.items()})

@@ -27,9 +27,6 @@ class BenchError(RuntimeError):
     """A case cannot be measured; the message says why (and where the log is)."""
 
 
-free_port = free_loopback_port
-
-
 @dataclass
 class Proc:
     name: str
@@ -120,7 +117,7 @@ def start_broker(procs: Procs) -> Broker:
     if external:
         hosts = ",".join(h.strip().removeprefix("kafka://") for h in external.replace(";", ",").split(",") if h.strip())
         return Broker(hosts, f"Kafka at {hosts} ({BROKER_VARIABLE})", is_tansu=False)
-    port = free_port()
+    port = free_loopback_port()
     try:
         command, env = tansu_command(port)
     except NoTansu as missing:

@@ -25,13 +25,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.lab import partition_of, simulate
+from bench.lab import simulate
 from bench.state import sample_states
 from processor.definitions import PRESETS, load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.journey import next_deadline
 from processor.journeyentry import Layout, decode_entry
 from processor.journeystore import JourneyStore, stored_by_partition
+from processor.outbox import default_partition
 from processor.stagecounts import Key, StageCounts
 
 PARTITIONS = 4
@@ -47,7 +48,7 @@ def by_headers(table: dict[bytes, bytes], layout: Layout) -> StageCounts:
 
 
 def partitioner(key: bytes) -> int:
-    return partition_of(key, PARTITIONS)
+    return default_partition(key, PARTITIONS)
 
 
 def by_states(table: dict[bytes, bytes], layout: Layout) -> StageCounts:

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.lab import Lab, partition_of
+from bench.lab import Lab
 from bench.probes import Probes, until_processing
 from bench.procs import BenchError, Proc
 from bench.streams import produce
@@ -40,6 +40,7 @@ from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import decode
 from processor.journeyentry import Layout, encode_entry
 from processor.kafkaio import changelog_topics
+from processor.outbox import default_partition
 from processor.settings import Settings
 
 SETTLE_S = 2.0  # after the probes' outputs, before reading RSS
@@ -110,7 +111,7 @@ def _write_changelog(lab: Lab, env: dict[str, str], sample: list[bytes], contact
     built: dict[str, Any] = {}
     started = time.monotonic()
     records = _changelog(sample, contacts)
-    asyncio.run(produce(lab.broker.hosts, journeys, records, lambda key: partition_of(key, partitions)))
+    asyncio.run(produce(lab.broker.hosts, journeys, records, lambda key: default_partition(key, partitions)))
     built["changelog_write_s"] = round(time.monotonic() - started, 1)
     held = asyncio.run(_count_held(lab.broker.hosts, journeys, partitions))
     built["changelog_records_held"] = held
