@@ -26,8 +26,8 @@ test: lint tools
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check processor tests bench scripts
-	$(BIN)/ruff format --check processor tests bench scripts
+	$(BIN)/ruff check processor localbrokers tests bench scripts
+	$(BIN)/ruff format --check processor localbrokers tests bench scripts
 	$(BIN)/mypy
 
 # The benchmark harness (bench/run.py): every case in one run, one table, also in out/bench.json.

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processor.localbroker import NoTansu, accepts_connections, free_loopback_port, tansu_command
+from localbrokers.net import accepts_connections, free_loopback_port
+from localbrokers.tansu import NoTansu, tansu_command
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: `python -m bench...` runs from here
 BROKER_VARIABLE = "FUNNEL_TEST_BROKER"

@@ -36,9 +36,9 @@ from demo_support import (
     wait_ready,
 )
 
+from localbrokers.net import free_loopback_port
 from processor import kafkaio
 from processor.funnel.timefmt import format_time, parse_time
-from processor.localbroker import free_loopback_port
 from processor.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent

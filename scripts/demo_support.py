@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from processor.localbroker import NoTansu, accepts_connections, free_loopback_port, tansu_command
+from localbrokers.net import accepts_connections, free_loopback_port
+from localbrokers.tansu import NoTansu, tansu_command
 
 BROKER_START_TIMEOUT_S = 15.0
 WORKER_READY_TIMEOUT_S = 60.0
