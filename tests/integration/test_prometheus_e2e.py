@@ -80,7 +80,7 @@ def test_every_rule_and_panel_has_data_and_conversion_matches_the_report(
 ) -> None:
     names = topics(4)
     port = free_port()
-    env = broker.env(names, session_timeout="2s", idle_after="1d", store="memory", web_port=port)
+    env = broker.env(names, idle_after="1d", store="memory", web_port=port)
     settings = Settings.from_env(env)
     proc = worker(env)
     proc.wait_ready()
