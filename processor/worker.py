@@ -49,9 +49,22 @@ def _run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
     setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
-    register_views(app, JourneyAgent(app, settings, funnels, registry))
+    agent = JourneyAgent(app, settings, funnels, registry)
+    register_views(app, agent)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()
+    if settings.processing_guarantee != "exactly_once" or settings.store != "rocksdb":
+        worker.execute_from_commandline()
+        return 0
+    from processor.transactions import LocalTables
+
+    tables = LocalTables(app.conf.tabledir)
+    tables.take_over()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        if done.code in (0, None) and agent.commits is not None and agent.commits.ended:
+            tables.stopped_cleanly()
+        raise
     return 0
 
 
