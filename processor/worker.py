@@ -42,6 +42,9 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if problems:
         return _fail("topics are not ready:\n  " + "\n  ".join(problems))
+    from processor.metadataretry import back_off_failed_metadata_updates
+
+    back_off_failed_metadata_updates()
     if settings.end_offsets_from_fetch == "true":
         from processor.brokerquirks import take_end_offsets_from_fetch
 
