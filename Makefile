@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# ARGS passes options through, e.g. make demo ARGS="--broker kafka" (the local Apache Kafka; Tansu by default).
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(ARGS)
 
 # Debian's prometheus package (server and promtool), for the rule and end-to-end tests.
 tools:
@@ -31,12 +32,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The benchmark harness (bench/run.py): every case in one run, one table, also in out/bench.json.
-# Tansu on loopback unless FUNNEL_TEST_BROKER names a Kafka. bench-smoke: tiny sizes, about a minute.
+# On the local Apache Kafka where Java can run it, else Tansu; ARGS="--broker tansu" chooses Tansu,
+# FUNNEL_TEST_BROKER names a Kafka to use instead. bench-smoke: tiny sizes, about a minute.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 bench-smoke: $(STAMP)
-	$(BIN)/python -m bench --smoke
+	$(BIN)/python -m bench --smoke $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
