@@ -21,6 +21,7 @@ from processor import settingvalues as values
 from processor.definitions import PRESETS, load_funnels
 from processor.funnel.definition import DefinitionError
 from processor.funnel.timefmt import parse_duration
+from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US
 from processor.settingvalues import Check, Secret
 
 __all__ = ["ENV_VARS", "Secret", "Settings", "SettingsError"]
@@ -63,6 +64,7 @@ _VARS: dict[str, _Var] = {
     "FUNNEL_STORE": _Var("store", values.one_of(*STORES)),
     "FUNNEL_PROCESSING_GUARANTEE": _Var("processing_guarantee", values.one_of(*GUARANTEES)),
     "FUNNEL_DEDUP_HORIZON": _Var("dedup_horizon_us", values.positive, parse_duration, values.duration_text),
+    "FUNNEL_FUTURE_TOLERANCE": _Var("future_tolerance_us", values.positive, values.tolerance, values.tolerance_text),
     "FUNNEL_TICK_INTERVAL": _Var("tick_interval_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_IDLE_AFTER": _Var("idle_after_s", values.positive, values.seconds, values.seconds_text),
     "FUNNEL_BATCH_SIZE": _Var("batch_size", values.between(1, 100_000), values.whole),
@@ -106,6 +108,9 @@ class Settings:
     store: str = "rocksdb"
     processing_guarantee: str = "at_least_once"
     dedup_horizon_us: int = parse_duration("24h")
+    # A touchpoint dated more than this after it arrived (its record's timestamp, at most the
+    # wall clock) is dead-lettered as future_timestamp; "off" (NO_FUTURE_BOUND) for synthetic data.
+    future_tolerance_us: int = DEFAULT_FUTURE_TOLERANCE_US
     # A quiet partition fires a deadline about idle_after_s + up to tick_interval_s after it
     # passes; a touchpoint held back longer than idle_after_s by its producer may then find
     # its contact dropped, and is applied as a reactivation (SPEC: order).
