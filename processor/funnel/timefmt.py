@@ -118,7 +118,7 @@ def parse_duration(text: str | float | int) -> int:
     else:
         match = _DURATION.fullmatch(text.strip())
         if not match:
-            raise ValueError(f"{text!r} is not a duration (a number and a unit: '30d', '12h', '90m', '45s', '0.05s')")
+            raise ValueError(f"{text!r} is not a duration (a number and a unit: 30d, 12h, 90m, 45s, 2w, 0.05s)")
         value = float(match.group(1)) * _UNIT_S[match.group(2)]
     if not value > 0:
         raise ValueError(f"duration must be positive, got {text!r}")
