@@ -37,9 +37,17 @@ def register(subparsers: Any) -> None:
     size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--contacts", type=_positive_int, metavar="N", help="how many contacts walk the funnels")
     size.add_argument("--touchpoints", type=_positive_int, metavar="N", help="exactly N lines instead")
-    parser.add_argument("--seed", type=int, required=True, help="same seed and options, same file")
-    parser.add_argument("--start", type=_time, default="2026-01-01T00:00:00Z", help="RFC 3339 (default %(default)s)")
-    parser.add_argument("--days", type=_positive_float, default=1.0, help="days in which contacts enter (default 1)")
+    parser.add_argument("--seed", type=int, required=True, metavar="N", help="same seed and options, same file")
+    parser.add_argument(
+        "--start",
+        type=_time,
+        default="2026-01-01T00:00:00Z",
+        metavar="TIME",
+        help="event time of the first contact's entry, RFC 3339 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--days", type=_positive_float, default=1.0, metavar="D", help="days in which contacts enter (default 1)"
+    )
     target = parser.add_mutually_exclusive_group()
     parser.add_argument(
         "--contact-prefix",
@@ -153,7 +161,7 @@ class WriteStats:
         if self.first is not None and self.last is not None:
             days = seconds(parse_time(self.last) - parse_time(self.first)) / 86_400
             span = f"{self.first} .. {self.last} ({days:.1f} days)"
-        return f"{self.contacts} contacts, {self.touchpoints} touchpoints ({self.duplicates} duplicates), {span}"
+        return f"{self.contacts:,} contacts, {self.touchpoints:,} touchpoints ({self.duplicates:,} duplicates), {span}"
 
 
 def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes]) -> WriteStats:
