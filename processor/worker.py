@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from processor.definitions import load_funnels
-from processor.settings import Settings, SettingsError
+from processor.settings import Settings, SettingsError, documented
 
 
 def _fail(message: str) -> int:
@@ -55,12 +56,28 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def settings_help(width: int = 79) -> str:
+    """Every setting with its default and meaning, from the table the settings are validated with."""
+    lines = ["settings (FUNNEL_* environment variables; an empty one counts as unset):"]
+    for var, default, meaning in documented():
+        lines.append(f"  {var} = {default}")
+        lines += textwrap.wrap(
+            meaning, width, initial_indent=" " * 6, subsequent_indent=" " * 6, break_on_hyphens=False
+        )
+    return "\n".join(lines)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    description = (
+        "Consume touchpoints from Kafka, keep every contact's journey in Faust tables, and emit transitions, "
+        "drop-offs and dead letters. Configured from FUNNEL_* environment variables, checked before anything "
+        "starts; the settings are printed (secrets masked) at start."
+    )
     parser = sub.add_parser(
         "worker",
         help="run the stream worker (configured from FUNNEL_* environment variables)",
-        description="Consume touchpoints from Kafka, keep every contact's journey in Faust tables, and emit "
-        "transitions, drop-offs and dead letters. Configuration comes from FUNNEL_* environment variables; "
-        "see the README.",
+        description="\n".join(textwrap.wrap(description, 79)),
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(run=_run)
