@@ -4,6 +4,7 @@
   option, its metavar, what is required), and lists every command, nothing more.
 - The configuration table is the worker's settings table: name, default and meaning,
   row for row, as `worker --help` lists them.
+- The worked simulate -> replay -> report example prints what the README shows.
 - Its relative links lead to files of the repository, and `make demo ARGS=...` passes
   the options it shows on to the demo.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,52 @@ def test_make_demo_passes_args_to_the_demo() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--duration SECONDS" in result.stdout and "--interval SECONDS" in result.stdout
+
+
+def _block(title: str, language: str) -> list[str]:
+    """The lines of the first ```language block of a README section."""
+    lines = section(title)
+    start = lines.index(f"```{language}") + 1
+    return lines[start : lines.index("```", start)]
+
+
+def _timeless(line: str) -> str:
+    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<time>", line)
+
+
+def test_the_worked_example_runs_as_shown(tmp_path: Path) -> None:
+    """The simulate -> replay -> report example gives the lines the README shows (times aside)."""
+    (tmp_path / "trial-to-paid.json").write_text("\n".join(_block("Your own funnels", "json")))
+    script = _block("Without a broker: simulate, replay, report", "sh")
+    steps: list[tuple[str, list[str]]] = []
+    for line in script:
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        elif not line.startswith("... "):
+            steps[-1][1].append(line)
+    assert [command.split()[:2] for command, _ in steps] == [
+        [PROG, "simulate"],
+        [PROG, "replay"],
+        [PROG, "report"],
+    ]
+    for command, expected in steps:
+        argv, _, redirect = command.partition(" > ")
+        words = argv.split()
+        result = subprocess.run(
+            [sys.executable, "-m", "processor", *words[1:]], cwd=tmp_path, capture_output=True, timeout=120, check=False
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        if redirect:
+            (tmp_path / redirect).write_bytes(result.stdout)
+            shown = result.stderr.decode().splitlines()
+        else:
+            shown = (result.stdout + result.stderr).decode().splitlines()
+        assert _in_order([_timeless(line) for line in expected], [_timeless(line) for line in shown]), (
+            f"{command}: the README shows\n" + "\n".join(expected) + "\nthe command prints\n" + "\n".join(shown)
+        )
+
+
+def _in_order(expected: list[str], shown: list[str]) -> bool:
+    """Whether every expected line is printed, in that order (other lines may come between)."""
+    printed = iter(shown)
+    return all(any(line == out for out in printed) for line in expected)
