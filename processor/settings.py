@@ -59,6 +59,10 @@ _VARS: dict[str, _Var] = {
     "FUNNEL_WEB_PORT": _Var("web_port", values.between(1, 65535), values.whole),
     "FUNNEL_WEB_BIND": _Var("web_bind", values.host),
     "FUNNEL_WEB_HOST": _Var("web_host", values.host_or_derived),
+    "FUNNEL_WEB_TOKEN": _Var("web_token", values.optional(values.bearer_token), values.bearer_token_text),
+    "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES": _Var(
+        "web_allow_unauthenticated_queries", values.one_of("false", "true")
+    ),
     "FUNNEL_DATA_DIR": _Var("data_dir", values.directory, Path),
     "FUNNEL_STORE": _Var("store", values.one_of(*STORES)),
     "FUNNEL_PROCESSING_GUARANTEE": _Var("processing_guarantee", values.one_of(*GUARANTEES)),
@@ -102,6 +106,11 @@ class Settings:
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     web_host: str = ""  # how other workers reach this one; "" = web_bind, or the hostname for a wildcard bind
+    # The query endpoints (/journeys/, /funnels/) need `Authorization: Bearer <web_token>` when it is set.
+    # Without one, a worker bound to a non-loopback address serves them only if the operator says so
+    # (processor/webaccess.py).
+    web_token: Secret | None = None
+    web_allow_unauthenticated_queries: str = "false"
     data_dir: Path = Path("data")
     store: str = "rocksdb"
     processing_guarantee: str = "at_least_once"
@@ -161,6 +170,7 @@ class Settings:
             object.__setattr__(self, "web_host", host)
         self._check_topics_distinct()
         self._check_security()
+        self._check_web_access()
         if self.batch_wait_s * 2 >= self.session_timeout_s:
             wait, session = values.seconds_text(self.batch_wait_s), values.seconds_text(self.session_timeout_s)
             raise SettingsError(
@@ -208,6 +218,13 @@ class Settings:
             raise SettingsError(f"FUNNEL_SSL_{missing}: required with FUNNEL_SSL_{given} (they go together)")
         if self.ssl_key_password is not None and self.ssl_keyfile is None:
             raise SettingsError("FUNNEL_SSL_KEY_PASSWORD: '****' is set, but there is no FUNNEL_SSL_KEYFILE")
+
+    def _check_web_access(self) -> None:
+        if self.web_token is not None and self.web_allow_unauthenticated_queries == "true":
+            raise SettingsError(
+                "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES: 'true', but FUNNEL_WEB_TOKEN is set and the query"
+                " endpoints need it; unset one of the two"
+            )
 
     def describe(self) -> str:
         """One 'FUNNEL_X = value' line per setting, secrets masked: for printing at start."""
