@@ -33,6 +33,7 @@ from processor.webaccess import QueryAccess
 FORWARDED_HEADER = "Funnel-Forwarded"  # on a request one worker forwards to the contact's owner
 FORWARD_TIMEOUT_S = 10.0
 RETRY_AFTER_S = "1"
+_PASSED_BACK = ("WWW-Authenticate", "Retry-After")  # headers of the owner's answer the client gets too
 
 
 def journey_path(contact_id: str) -> str:
@@ -90,10 +91,10 @@ def _same_node(a: URL, b: URL) -> bool:
 async def _forward(view: View, owner: URL, contact_id: str, request: Request) -> Response:
     """Ask the owning worker, passing on the client's Authorization header (all workers share the token).
 
-    Faust's own `table_route` would forward too, but it rebuilds the URL from the
-    normalised request URL and passes on every header; and a worker that received a
-    forwarded query never forwards it again, so two workers that briefly disagree on
-    who owns a partition (during a rebalance) cannot bounce a query between them.
+    Faust's `table_route` forwards too, but it passes on every header of the request and
+    lets the target forward again. Here the id is encoded afresh, only Authorization goes
+    along, and the target never forwards a forwarded query: two workers that briefly
+    disagree on who owns a partition (mid-rebalance) cannot bounce it between them.
     """
     headers = {FORWARDED_HEADER: "1"}
     authorization = request.headers.get("Authorization")
@@ -104,7 +105,8 @@ async def _forward(view: View, owner: URL, contact_id: str, request: Request) ->
     try:
         async with view.app.http_client.get(url, headers=headers, timeout=timeout) as answer:
             body = await answer.read()
-            return view.bytes(body, content_type=answer.content_type, status=answer.status)
+            kept = {name: answer.headers[name] for name in _PASSED_BACK if name in answer.headers}
+            return view.bytes(body, content_type=answer.content_type, status=answer.status, headers=kept)
     except (aiohttp.ClientError, TimeoutError):
         return view.json({"error": f"the worker that owns this contact ({owner.host}) did not answer"}, status=502)
 

@@ -101,8 +101,12 @@ def test_with_a_token_the_queries_need_it(tmp_path: Path, loop: asyncio.Abstract
 def test_a_journey_query_is_refused_before_anything_is_looked_up(
     tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> None:
-    _, answers = serve(settings(tmp_path, web_token=Secret(TOKEN)), loop, [("/journeys/c1/", {})])
-    assert answers[0][0] == 401
+    requests = [("/journeys/c1/", {}), ("/journeys/c1/", {"Authorization": f"Bearer {TOKEN}"})]
+    _, answers = serve(settings(tmp_path, web_token=Secret(TOKEN)), loop, requests)
+    (refused, _, _), (unknown_owner, headers, body) = answers
+    assert refused == 401
+    # With the token, a worker that has not joined its group does not know the contact's owner yet.
+    assert (unknown_owner, headers["Retry-After"]) == (503, "1") and "rebalancing" in body
 
 
 def test_a_non_loopback_bind_without_a_token_serves_no_queries(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
