@@ -184,6 +184,7 @@ def test_the_query_token_comes_from_an_ignored_env_file_and_the_port_from_loopba
     assert entry["required"] is False
     ignored = [line.strip() for line in (ROOT / ".gitignore").read_text().splitlines()]
     assert "/" + entry["path"] in ignored, f"{entry['path']} is not in .gitignore"
+    assert (ROOT / f"{entry['path']}.example").is_file(), "an example beside it says how to make it"
     for name in OURS:
         assert "FUNNEL_WEB_TOKEN" not in SERVICES[name].get("environment", {}), "never in the compose file"
     assert [mapping.split(":")[0] for mapping in worker["ports"]] == ["127.0.0.1"], "published on loopback only"

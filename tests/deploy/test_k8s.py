@@ -330,7 +330,7 @@ def test_every_funnel_variable_named_in_a_deploy_file_is_a_setting() -> None:
     assert {"FUNNEL_WEB_TOKEN", "FUNNEL_BROKER_URL"} <= named.keys(), "the scan finds the names"
     unknown = {name: sorted(paths) for name, paths in named.items() if name not in ENV_VARS}
     assert not unknown, f"not settings the worker reads: {unknown}"
-    env_files = [path for path in deploy_files() if path.suffix == ".env"]
+    env_files = [path for path in deploy_files() if path.name.endswith((".env", ".env.example"))]
     assert env_files, "the example overlay's env files"
     for path in env_files:  # each one a KEY=VALUE list of FUNNEL_* settings
         lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
