@@ -100,6 +100,18 @@ _VARS: dict[str, _Var] = {
         values.host_or_derived,
         meaning="how other workers reach this one (default: the bind address, or the host name for 0.0.0.0 or ::)",
     ),
+    "FUNNEL_WEB_TOKEN": _Var(
+        "web_token",
+        values.optional(values.bearer_token),
+        values.bearer_token_text,
+        meaning="secret (masked when printed): the query endpoints need Authorization: Bearer with it; "
+        "at least 32 characters of A-Z a-z 0-9 - . _ ~ + / (e.g. openssl rand -hex 32)",
+    ),
+    "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES": _Var(
+        "web_allow_unauthenticated_queries",
+        values.one_of("false", "true"),
+        meaning="true serves the query endpoints without a token on a non-loopback bind; refused with a token",
+    ),
     "FUNNEL_DATA_DIR": _Var("data_dir", values.directory, Path, meaning="where the RocksDB tables live"),
     "FUNNEL_STORE": _Var(
         "store",
@@ -230,6 +242,11 @@ class Settings:
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     web_host: str = ""  # how other workers reach this one; "" = web_bind, or the hostname for a wildcard bind
+    # The query endpoints (/journeys/, /funnels/) need `Authorization: Bearer <web_token>` when it is set.
+    # Without one, a worker bound to a non-loopback address serves them only if the operator says so
+    # (processor/webaccess.py).
+    web_token: Secret | None = None
+    web_allow_unauthenticated_queries: str = "false"
     data_dir: Path = Path("data")
     store: str = "rocksdb"
     processing_guarantee: str = "at_least_once"
@@ -289,6 +306,7 @@ class Settings:
             object.__setattr__(self, "web_host", host)
         self._check_topics_distinct()
         self._check_security()
+        self._check_web_access()
         if self.batch_wait_s * 2 >= self.session_timeout_s:
             wait, session = values.seconds_text(self.batch_wait_s), values.seconds_text(self.session_timeout_s)
             raise SettingsError(
@@ -336,6 +354,13 @@ class Settings:
             raise SettingsError(f"FUNNEL_SSL_{missing}: required with FUNNEL_SSL_{given} (they go together)")
         if self.ssl_key_password is not None and self.ssl_keyfile is None:
             raise SettingsError("FUNNEL_SSL_KEY_PASSWORD: '****' is set, but there is no FUNNEL_SSL_KEYFILE")
+
+    def _check_web_access(self) -> None:
+        if self.web_token is not None and self.web_allow_unauthenticated_queries == "true":
+            raise SettingsError(
+                "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES: 'true', but FUNNEL_WEB_TOKEN is set and the query"
+                " endpoints need it; unset one of the two"
+            )
 
     def describe(self) -> str:
         """One 'FUNNEL_X = value' line per setting, secrets masked: for printing at start."""

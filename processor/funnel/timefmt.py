@@ -20,14 +20,18 @@ MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // _O
 
 # RFC 3339 date-time: full date, "T" (or "t"/space, which the RFC allows),
 # full time with optional fraction, and a mandatory offset ("Z" or +hh:mm).
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)")
+# re.ASCII throughout: without it \d also matches other scripts' digits (U+0665, ARABIC-INDIC
+# DIGIT FIVE), which int() and datetime then read, though no RFC 3339 time (nor the schema) has them.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
+)
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])", re.ASCII)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 # "YYYY-MM-DDTHH:MM:SSZ" (what most producers send): hours 00-23, minutes and seconds 00-59.
-_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ")
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ", re.ASCII)
 
 
 @lru_cache(maxsize=1024)
