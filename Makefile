@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Options go through ARGS, e.g. make demo ARGS="--duration 20" (see scripts/demo.py --help).
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(ARGS)
 
 # Debian's prometheus package (server and promtool), for the rule and end-to-end tests.
 tools:

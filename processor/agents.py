@@ -180,7 +180,11 @@ class JourneyAgent:
         batch: the batch would never be written, and its offsets never committed. Dropping
         the batch's records (unacked) also lets Faust's shutdown stop waiting for them.
         """
-        log.error("the agent failed (%r): stopping; the records since the last commit will be processed again", exc)
+        # The exception's type only: a message may quote a record (the logs hold no contact id or payload).
+        log.error(
+            "the agent failed (%s): stopping; the records since the last commit will be processed again",
+            type(exc).__name__,
+        )
         for store in self.stores.values():
             store.discard()
         self.batch.clear()

@@ -7,17 +7,22 @@ and what is wrong.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
+from jsonschema.exceptions import ValidationError
 
 from processor.funnel.definition import DefinitionError, Funnel, compile_funnel
-from processor.schemas import field_path, first_error
+from processor.schemas import field_path, first_error, validator
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 # The built-in funnels, in the order the SPEC lists them (and a worker runs them).
 PRESETS = ("b2b-sales", "aida", "customer-journey", "quote-to-deal")
+# What parse_duration reads, as a funnel file's stall_after gives it.
+DURATION_FORMS = "a number and a unit, as in 30d, 12h, 90m, 45s or 2w (1.5h works too), or a JSON number of seconds"
 
 
 def preset_names() -> list[str]:
@@ -27,9 +32,51 @@ def preset_names() -> list[str]:
 def load_document(document: object, source: str) -> Funnel:
     error = first_error("funnel-definition", document)
     if error is not None:
-        raise DefinitionError(source, field_path(error.absolute_path), error.message)
+        where, problem = _explain(error)
+        raise DefinitionError(source, where, problem)
     assert isinstance(document, dict)
     return compile_funnel(document, source)
+
+
+def _explain(error: ValidationError) -> tuple[str, str]:
+    """(field, problem) for a schema violation, in the words of the other definition errors.
+
+    The schema's own messages are kept, except where they would show a regular
+    expression or say no more than "not allowed": durations, names and unknown fields.
+    """
+    where = field_path(error.absolute_path)
+    schema = validator("funnel-definition").schema
+    assert isinstance(schema, dict)
+    defs = schema["$defs"]
+    duration = defs["duration"]
+    if error.schema in (duration, *duration["oneOf"]) and error.validator in ("oneOf", "pattern", "type"):
+        return where, f"{error.instance!r} is not a duration: write {DURATION_FORMS}"
+    if error.validator == "pattern" and error.schema == defs["stage_name"]:
+        return where, (
+            f"{error.instance!r} is not a stage name: lower-case letters, digits and '_', starting with a letter, "
+            "at most 64 characters"
+        )
+    if error.validator == "pattern" and list(error.absolute_path) == ["name"]:
+        return where, (
+            f"{error.instance!r} is not a funnel name: lower-case letters, digits and '-', starting with a letter, "
+            "at most 64 characters"
+        )
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        unknown = next((name for name in error.instance if name not in allowed), None)
+        if unknown is not None:
+            return field_path([*error.absolute_path, unknown]), _unknown_field(unknown, allowed)
+    return where, error.message
+
+
+def _unknown_field(name: str, allowed: dict[str, Any]) -> str:
+    known = [field for field in allowed if field != "$schema"]
+    close = difflib.get_close_matches(name, known, n=1)
+    return (
+        f"unknown field; did you mean {close[0]!r}?"
+        if close
+        else f"unknown field; the fields here are {', '.join(known)}"
+    )
 
 
 def load_file(path: str | Path) -> Funnel:

@@ -44,6 +44,18 @@ class ReplayStats:
     duplicates: int = 0
     late: int = 0
 
+    def summary(self) -> str:
+        """The one line printed on stderr at the end of a replay."""
+        text = (
+            f"{_count(self.touchpoints, 'touchpoint')} read, {_count(self.outputs, 'output')} written, "
+            f"{_count(self.dead_letters, 'dead letter')}, {_count(self.duplicates, 'duplicate')}"
+        )
+        return text + (f", {self.late:,} late (out of event-time order)" if self.late else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
 
 def run_replay(
     lines: Iterable[bytes],
@@ -182,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     try:
         with _open_input(args.input) as handle:
-            run_replay(
+            stats = run_replay(
                 handle,
                 args.input,
                 funnels,
@@ -198,6 +210,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"funnel-processor replay: {exc}", file=sys.stderr)
         return 2
     sys.stdout.flush()
+    sys.stderr.flush()  # the dead letters first, then the summary after them
+    print(f"funnel-processor replay: {stats.summary()}", file=sys.stderr)
     return 0
 
 
@@ -206,7 +220,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "replay",
         help="replay a touchpoint JSONL file; print transitions and drop-offs as JSONL",
         description="Read touchpoints (JSONL, '-' for stdin), print the transitions and drop-offs they cause "
-        "as JSONL on stdout in the order produced. Bad lines go to stderr as dead-letter records.",
+        "as JSONL on stdout in the order produced. Bad lines go to stderr as dead-letter records (JSON), "
+        "then one summary line (not JSON): touchpoints read, outputs written, dead letters, duplicates.",
     )
     add_funnel_options(parser, default_all=False)
     parser.add_argument("--input", required=True, metavar="FILE", help="touchpoint JSONL file, or '-' for stdin")

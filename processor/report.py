@@ -8,12 +8,18 @@ renders the figures as an aligned text table or one JSON object. Which funnels a
   no record mentions them; records of other funnels are left out, with a note.
 - by default: the presets that have records, then every other funnel seen in the
   records, its stage order inferred from the transitions (marked as such).
+
+Lines that are JSON but no transition or drop-off record (touchpoints, dead letters...)
+are counted by kind and reported; a run that read only such lines, and no output
+record at all, is refused (exit 2), saying what it read instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,6 +28,7 @@ from typing import IO, Any
 import orjson
 
 from processor.cliargs import add_funnel_options, funnels_from
+from processor.funnel.definition import Funnel
 from processor.funnelstats import DROPOFF, DUPLICATE, SKIPPED, TRANSITION, BadRecord, FunnelStats, FunnelTable, plan
 from processor.settings import Settings, SettingsError
 
@@ -29,11 +36,22 @@ MAX_WARNINGS = 20  # malformed lines described on stderr; the rest are only coun
 TOPIC_TIMEOUT_S = 3.0  # --from-topics: stop reading a topic once nothing new arrived for this long
 
 
+# What a line that is JSON but no transition or drop-off record most likely is.
+TOUCHPOINT, DEAD_LETTER, OTHER_JSON = "touchpoint", "dead letter", "other JSON value"
+_TOUCHPOINT_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
+
+
 @dataclass(slots=True)
 class Reading:
     stats: FunnelStats = field(default_factory=FunnelStats)
     blank: int = 0
     malformed: int = 0
+    others: Counter[str] = field(default_factory=Counter)  # JSON but not an output: TOUCHPOINT, DEAD_LETTER...
+
+    def outputs(self) -> int:
+        """Transition and drop-off records read, duplicates included."""
+        counts = self.stats.counts
+        return counts[TRANSITION] + counts[DROPOFF] + counts[DUPLICATE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +64,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="funnel table from transition and drop-off records",
-        description="Per stage: contacts entered, converted (%%), dropped (stalled / lost), median time in "
-        "stage, reached; and the entries needed at the top for a target at a stage at current rates.",
+        description="Per stage: contacts entered, converted (%), dropped (stalled / lost), median time in "
+        "stage, reached; and the entries needed at the top for a target at a stage at current rates. "
+        "Reads the outputs of `replay` or of the worker, not touchpoints. A user funnel needs its "
+        "--funnel-file here too for its stage order (else the order is inferred from the records).",
     )
     add_funnel_options(parser)
     source = parser.add_mutually_exclusive_group()
@@ -67,9 +87,18 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="with --from-topics: stop once no new record arrived for this long (default %(default)s)",
     )
-    parser.add_argument("--target", type=_positive, default=100, help="contacts wanted at --stage (default 100)")
-    parser.add_argument("--stage", help="stage for the planning line (default: each funnel's last stage)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--target", type=_positive, default=100, metavar="N", help="contacts wanted at --stage (default %(default)s)"
+    )
+    parser.add_argument(
+        "--stage", metavar="NAME", help="stage for the planning line (default: each funnel's last stage)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: the tables a person reads (default); json: the same figures as one JSON object",
+    )
     parser.set_defaults(run=run)
 
 
@@ -103,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if reading.malformed:
         print(f"funnel-processor report: ignored {_count(reading.malformed, 'malformed line')}", file=sys.stderr)
+    if not reading.outputs() and (reading.others or reading.malformed):
+        print(f"funnel-processor report: {_nothing_read(reading)}", file=sys.stderr)
+        return 2
+    if reading.others:
+        print(f"funnel-processor report: skipped {_others(reading.others)}", file=sys.stderr)
 
     stats = reading.stats
     shown = [Shown(stats.table(f.name, f.stages), True) for f in funnels if specs or stats.records(f.name)]
@@ -113,12 +147,46 @@ def run(args: argparse.Namespace) -> int:
         others = {name: stats.records(name) for name in unknown}
     else:  # funnels without a loaded definition: stage order inferred from their records
         shown += [Shown(stats.table(name), False) for name in unknown]
+    if args.stage is not None and (problem := _unknown_stage(args.stage, funnels, shown)):
+        print(f"funnel-processor report: {problem}", file=sys.stderr)
+        return 2
     figures = _figures(shown, reading, others, args.target, args.stage)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         sys.stdout.write(render_text(figures))
     return 0
+
+
+def _others(others: Counter[str]) -> str:
+    """'6,001 lines (not transition or drop-off records): 6,000 touchpoints, 1 dead letter'."""
+    kinds = ", ".join(_count(n, kind) for kind, n in others.most_common())
+    return f"{_count(others.total(), 'line')} (not transition or drop-off records): {kinds}"
+
+
+def _nothing_read(reading: Reading) -> str:
+    held = [_count(n, kind) for kind, n in reading.others.most_common()]
+    if reading.malformed:
+        held.append(_count(reading.malformed, "malformed line"))
+    message = f"read no transition or drop-off records; the input held {', '.join(held)}"
+    if reading.others[TOUCHPOINT]:
+        message += (
+            ". `report` reads the outputs of replay or of the worker: run the touchpoints through "
+            "`funnel-processor replay --funnel NAME --input FILE > outputs.jsonl` first, then report on outputs.jsonl"
+        )
+    return message
+
+
+def _unknown_stage(stage: str, funnels: Sequence[Funnel], shown: Sequence[Shown]) -> str | None:
+    """Why --stage names no stage of the funnels loaded or reported, or None when it names one."""
+    known = list(
+        dict.fromkeys([s for f in funnels for s in f.stages] + [r.stage for i in shown for r in i.table.stages])
+    )
+    if stage in known:
+        return None
+    close = difflib.get_close_matches(stage, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"the stages are {', '.join(known) or '(none)'}"
+    return f"--stage {stage!r} is not a stage of the funnels reported; {hint}"
 
 
 @contextmanager
@@ -165,7 +233,9 @@ def _add(line: bytes | None, where: str, reading: Reading) -> None:
         reading.blank += 1
         return
     try:
-        reading.stats.add(orjson.loads(line))
+        doc = orjson.loads(line)
+        if reading.stats.add(doc) == SKIPPED:
+            reading.others[_kind_of(doc)] += 1
     except (orjson.JSONDecodeError, BadRecord) as exc:
         reading.malformed += 1
         if reading.malformed <= MAX_WARNINGS:
@@ -173,6 +243,16 @@ def _add(line: bytes | None, where: str, reading: Reading) -> None:
             print(f"funnel-processor report: {where}: {problem}", file=sys.stderr)
         elif reading.malformed == MAX_WARNINGS + 1:
             print("funnel-processor report: further malformed lines are only counted", file=sys.stderr)
+
+
+def _kind_of(doc: Any) -> str:
+    """What a JSON value that is no transition or drop-off record looks like it is."""
+    if type(doc) is dict:
+        if doc.get("kind") == "deadletter":
+            return DEAD_LETTER
+        if "kind" not in doc and all(name in doc for name in _TOUCHPOINT_FIELDS):
+            return TOUCHPOINT
+    return OTHER_JSON
 
 
 def _figures(
@@ -209,6 +289,9 @@ def _figures(
             "duplicates": counts[DUPLICATE],
             "skipped": counts[SKIPPED] + reading.blank,
             "skipped_blank": reading.blank,
+            "skipped_touchpoints": reading.others[TOUCHPOINT],
+            "skipped_dead_letters": reading.others[DEAD_LETTER],
+            "skipped_other_json": reading.others[OTHER_JSON],
             "malformed": reading.malformed,
             "other_funnels": others,
         },
@@ -269,14 +352,25 @@ def _footnotes(records: dict[str, Any]) -> list[str]:
         "* median time in stage: median of time_in_previous_stage_s over the transitions out of the stage,",
         "  so only contacts who moved on count. conv % = converted / entered (contacts who skipped a stage",
         "  did not enter it). reached = contacts who entered the stage or a later one; reach % = of entries.",
+        "  A contact that stalled or was lost and later moved on (a reactivation) counts as dropped and as",
+        "  converted, so converted + stalled + lost can exceed entered.",
         f"Records read: {_count(records['transitions'], 'transition')}, {_count(records['dropoffs'], 'drop-off')}"
         f"; {_count(records['duplicates'], 'duplicate')} (same id) ignored.",
     ]
     if records["skipped"]:
-        other = records["skipped"] - records["skipped_blank"]
+        kinds = [
+            _count(records[key], one)
+            for key, one in (
+                ("skipped_blank", "blank line"),
+                ("skipped_touchpoints", TOUCHPOINT),
+                ("skipped_dead_letters", DEAD_LETTER),
+                ("skipped_other_json", OTHER_JSON),
+            )
+            if records[key]
+        ]
         notes.append(
-            f"Skipped {_count(records['skipped'], 'line')}: {records['skipped_blank']:,} blank, "
-            f"{other:,} not a transition or drop-off record (e.g. dead letters)."
+            f"Skipped {_count(records['skipped'], 'line')} that are not transition or drop-off records: "
+            f"{', '.join(kinds)}."
         )
     if records["malformed"]:
         notes.append(f"Ignored {_count(records['malformed'], 'malformed line')} (details on stderr).")

@@ -45,6 +45,8 @@ _TOPIC = re.compile(r"[A-Za-z0-9._-]+")
 _HOST = re.compile(r"[A-Za-z0-9._:-]+")
 _BROKER_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 _PORT = re.compile(r"[0-9]{1,5}")
+_TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what a Bearer credential may hold (RFC 6750)
+TOKEN_MIN_CHARS = 32
 
 
 def whole(text: str) -> int:
@@ -136,6 +138,27 @@ def secret(value: Any) -> Secret:
     if not isinstance(value, str) or not value:
         raise ValueError("the value is empty or not text")
     return Secret(value)
+
+
+def bearer_token(value: Any) -> Secret:
+    """A token clients send as `Authorization: Bearer <token>`: long, and only characters a header carries."""
+    token = secret(value)
+    text = token.reveal()
+    if not _TOKEN68.fullmatch(text):
+        raise ValueError(
+            "'****' holds characters a Bearer token cannot carry (spaces, quotes, ...): use letters, digits"
+            " and - . _ ~ + / (e.g. `openssl rand -hex 32`)"
+        )
+    if len(text) < TOKEN_MIN_CHARS:
+        raise ValueError(
+            f"'****' is {len(text)} characters; a token has at least {TOKEN_MIN_CHARS} (e.g. `openssl rand -hex 32`)"
+        )
+    return token
+
+
+def bearer_token_text(text: str) -> Secret:
+    """Environment text -> Secret; surrounding whitespace (a file's final newline) is not part of a token."""
+    return Secret(text.strip())
 
 
 def funnel_specs(value: Any) -> tuple[str, ...]:

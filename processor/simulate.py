@@ -45,17 +45,21 @@ def register(subparsers: Any) -> None:
     size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--contacts", type=_positive_int, metavar="N", help="how many contacts walk the funnels")
     size.add_argument("--touchpoints", type=_positive_int, metavar="N", help="exactly N lines instead")
-    parser.add_argument("--seed", type=int, required=True, help="same seed and options, same file")
+    parser.add_argument("--seed", type=int, required=True, metavar="N", help="same seed and options, same file")
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--start", type=_time, metavar="TIME", help="RFC 3339: contacts enter from this time on")
+    when.add_argument(
+        "--start", type=_time, metavar="TIME", help="event time of the first contact's entry at the earliest, RFC 3339"
+    )
     when.add_argument(
         "--end",
         type=_time,
         metavar="TIME",
-        help="RFC 3339: the last touchpoint falls on this time (default: 00:00 UTC of the current day, so that "
-        "every touchpoint lies in the past)",
+        help="event time of the last touchpoint, RFC 3339 (default: 00:00 UTC of the current day, so that every "
+        "touchpoint lies in the past)",
     )
-    parser.add_argument("--days", type=_positive_float, default=1.0, help="days in which contacts enter (default 1)")
+    parser.add_argument(
+        "--days", type=_positive_float, default=1.0, metavar="D", help="days in which contacts enter (default 1)"
+    )
     target = parser.add_mutually_exclusive_group()
     parser.add_argument(
         "--contact-prefix",
@@ -173,7 +177,7 @@ class WriteStats:
         if self.first is not None and self.last is not None:
             days = seconds(parse_time(self.last) - parse_time(self.first)) / 86_400
             span = f"{self.first} .. {self.last} ({days:.1f} days)"
-        return f"{self.contacts} contacts, {self.touchpoints} touchpoints ({self.duplicates} duplicates), {span}"
+        return f"{self.contacts:,} contacts, {self.touchpoints:,} touchpoints ({self.duplicates:,} duplicates), {span}"
 
 
 def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes]) -> WriteStats:

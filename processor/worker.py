@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from processor.definitions import load_funnels
-from processor.settings import Settings, SettingsError
+from processor.funnel.definition import Funnel
+from processor.settings import Settings, SettingsError, documented
+from processor.webaccess import query_access
+
+if TYPE_CHECKING:
+    import faust
 
 
 def _fail(message: str) -> int:
@@ -19,22 +27,36 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def build_app(settings: Settings, funnels: Sequence[Funnel]) -> faust.App:
+    """The worker's Faust app: its agent, its metrics and its web pages (built, not started)."""
     # Faust and the Kafka clients load only for this command, keeping the others quick.
-    import faust
     from prometheus_client import CollectorRegistry
 
-    from processor import kafkaio
     from processor.agents import JourneyAgent
     from processor.app import create_app
     from processor.faustsensor import setup_lean_prometheus_sensor
     from processor.views import register_views
+
+    app = create_app(settings)
+    registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
+    setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
+    register_views(app, JourneyAgent(app, settings, funnels, registry), query_access(settings))
+    return app
+
+
+def _run(args: argparse.Namespace) -> int:
+    import faust
+
+    from processor import kafkaio
 
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         return _fail(str(exc))
     print("funnel-processor worker settings:\n" + settings.describe(), file=sys.stderr, flush=True)
+    notice = query_access(settings).notice
+    if notice is not None:
+        print(f"funnel-processor worker: {notice}", file=sys.stderr, flush=True)
     funnels = load_funnels(settings.funnels)
     try:
         problems = kafkaio.check_partitions(settings)
@@ -46,21 +68,34 @@ def _run(args: argparse.Namespace) -> int:
         from processor.brokerquirks import take_end_offsets_from_fetch
 
         take_end_offsets_from_fetch()
-    app = create_app(settings)
-    registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
-    setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
-    register_views(app, JourneyAgent(app, settings, funnels, registry))
+    app = build_app(settings, funnels)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0
 
 
+def settings_help(width: int = 79) -> str:
+    """Every setting with its default and meaning, from the table the settings are validated with."""
+    lines = ["settings (FUNNEL_* environment variables; an empty one counts as unset):"]
+    for var, default, meaning in documented():
+        lines.append(f"  {var} = {default}")
+        lines += textwrap.wrap(
+            meaning, width, initial_indent=" " * 6, subsequent_indent=" " * 6, break_on_hyphens=False
+        )
+    return "\n".join(lines)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    description = (
+        "Consume touchpoints from Kafka, keep every contact's journey in Faust tables, and emit transitions, "
+        "drop-offs and dead letters. Configured from FUNNEL_* environment variables, checked before anything "
+        "starts; the settings are printed (secrets masked) at start."
+    )
     parser = sub.add_parser(
         "worker",
         help="run the stream worker (configured from FUNNEL_* environment variables)",
-        description="Consume touchpoints from Kafka, keep every contact's journey in Faust tables, and emit "
-        "transitions, drop-offs and dead letters. Configuration comes from FUNNEL_* environment variables; "
-        "see the README.",
+        description="\n".join(textwrap.wrap(description, 79)),
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(run=_run)

@@ -60,7 +60,9 @@ def replay_cli(lines: list[bytes], path: Path, now_us: int) -> tuple[list[dict[s
         timeout=120,
         check=True,
     )
-    return [orjson.loads(x) for x in done.stdout.splitlines()], [orjson.loads(x) for x in done.stderr.splitlines()]
+    *letters, summary = done.stderr.splitlines()  # the dead letters, then the summary line
+    assert summary.startswith(b"funnel-processor replay: ")
+    return [orjson.loads(x) for x in done.stdout.splitlines()], [orjson.loads(x) for x in letters]
 
 
 def by_partition(stored: list[ConsumedRecord]) -> dict[int, list[ConsumedRecord]]:

@@ -15,6 +15,7 @@ from processor.settings import ENV_VARS, Secret, Settings, SettingsError
 
 PASSWORD = "s3cr3t-hunter2"
 KEY_PASSWORD = "k3y-pass-phrase"
+WEB_TOKEN = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
 def from_env(**env: str) -> Settings:
@@ -70,7 +71,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.batch_size, settings.batch_wait_s, settings.fetch_max_wait_s) == (1000, 0.05, 1.5)
     assert settings.security_protocol == "PLAINTEXT"
     unset = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
-    assert all(getattr(settings, name) is None for name in (*unset, "ssl_key_password"))
+    assert all(getattr(settings, name) is None for name in (*unset, "ssl_key_password", "web_token"))
+    assert settings.web_allow_unauthenticated_queries == "false"
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -92,6 +94,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "WEB_PORT": "7000",
         "WEB_BIND": "0.0.0.0",
         "WEB_HOST": "worker-1.funnels",
+        "WEB_TOKEN": WEB_TOKEN,
+        "WEB_ALLOW_UNAUTHENTICATED_QUERIES": "false",
         "DATA_DIR": str(tmp_path / "tables"),
         "STORE": "memory",
         "PROCESSING_GUARANTEE": "exactly_once",
@@ -122,6 +126,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         web_port=7000,
         web_bind="0.0.0.0",
         web_host="worker-1.funnels",
+        web_token=Secret(WEB_TOKEN),
+        web_allow_unauthenticated_queries="false",
         data_dir=tmp_path / "tables",
         store="memory",
         processing_guarantee="exactly_once",
@@ -288,10 +294,12 @@ def test_ssl_files_only_with_ssl_and_certificate_with_key(tmp_path: Path) -> Non
 
 
 def test_secrets_never_show(tmp_path: Path) -> None:
-    settings = from_env(**sasl(), **tls_files(tmp_path), SSL_KEY_PASSWORD=KEY_PASSWORD)
+    settings = from_env(**sasl(), **tls_files(tmp_path), SSL_KEY_PASSWORD=KEY_PASSWORD, WEB_TOKEN=WEB_TOKEN)
     for text in (settings.describe(), repr(settings), str(settings), f"{settings.sasl_password}"):
-        assert PASSWORD not in text and KEY_PASSWORD not in text
+        assert PASSWORD not in text and KEY_PASSWORD not in text and WEB_TOKEN not in text
     assert "FUNNEL_SASL_PASSWORD = ****" in settings.describe().splitlines()
+    assert "FUNNEL_WEB_TOKEN = ****" in settings.describe().splitlines()
+    assert settings.web_token is not None and settings.web_token.reveal() == WEB_TOKEN
     assert settings.sasl_password is not None and settings.sasl_password.reveal() == PASSWORD
     assert repr(Secret(PASSWORD)) == str(Secret(PASSWORD)) == "****"
 
@@ -312,6 +320,30 @@ def test_the_future_tolerance_can_be_switched_off_for_synthetic_data() -> None:
     assert "FUNNEL_FUTURE_TOLERANCE = off" in off.describe().splitlines()
     assert Settings.from_env({"FUNNEL_FUTURE_TOLERANCE": "off"}) == off
     assert "FUNNEL_FUTURE_TOLERANCE = 5m" in Settings().describe().splitlines()
+
+
+def test_the_web_token_is_read_without_surrounding_whitespace() -> None:
+    token = from_env(WEB_TOKEN=f"  {WEB_TOKEN}\n").web_token  # e.g. a file's final newline
+    assert token is not None and token.reveal() == WEB_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WEB_TOKEN": "change-me"}, "FUNNEL_WEB_TOKEN: '****' is 9 characters; a token has at least 32"),
+        ({"WEB_TOKEN": "s3cr3t " * 6}, "FUNNEL_WEB_TOKEN: '****' holds characters a Bearer token cannot carry"),
+        ({"WEB_TOKEN": WEB_TOKEN + '"'}, "FUNNEL_WEB_TOKEN: '****' holds characters a Bearer token cannot carry"),
+        ({"WEB_ALLOW_UNAUTHENTICATED_QUERIES": "yes"}, "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES: 'yes' is not one"),
+        (
+            {"WEB_TOKEN": WEB_TOKEN, "WEB_ALLOW_UNAUTHENTICATED_QUERIES": "true"},
+            "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES: 'true', but FUNNEL_WEB_TOKEN is set",
+        ),
+    ],
+)
+def test_web_access_settings_are_checked_without_showing_the_token(env: dict[str, str], expected: str) -> None:
+    message = refusal(**env)
+    assert message.startswith(expected)
+    assert "s3cr3t" not in message and WEB_TOKEN not in message and "change-me" not in message
 
 
 def test_an_unknown_funnel_variable_is_refused_with_a_suggestion() -> None:
