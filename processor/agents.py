@@ -14,8 +14,10 @@ record waiting in the stream, none behind the high watermark), so at low rates a
 record is flushed right after it is processed.
 
 Time: each input partition has its own engine and clock (the largest occurred_at
-seen). An internal ticks topic, co-partitioned with the touchpoints, carries a tick
-per owned partition every tick interval; a tick lets a quiet, caught-up partition's
+seen). A touchpoint dated more than FUNNEL_FUTURE_TOLERANCE after it arrived (see
+`arrival_us`) is dead-lettered before it reaches the engine, so it moves no clock.
+An internal ticks topic, co-partitioned with the touchpoints, carries a tick per
+owned partition every tick interval; a tick lets a quiet, caught-up partition's
 clock run on with the wall clock, so its stall deadlines still fire. Ticks go
 through the same stream because table writes are only allowed inside stream
 iteration, from an event of the partition the key lives in.
@@ -33,6 +35,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP, ChannelT
 from prometheus_client import CollectorRegistry
 
@@ -43,7 +46,7 @@ from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
-from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
+from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
 from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
 from processor.journeyentry import Layout
 from processor.journeystore import Entry, JourneyStore, Stored, stored_by_partition
@@ -59,7 +62,26 @@ PLACEMENTS_KEPT = 200_000
 GC_THRESHOLDS = (10_000, 50, 100)  # CPython's defaults are (700, 10, 10)
 
 
-__all__ = ["JourneyAgent", "default_partition"]
+__all__ = ["JourneyAgent", "arrival_us", "default_partition"]
+
+
+def arrival_us(message: Any, wall_s: float) -> int:
+    """When a record arrived, for the bound on the future: its Kafka timestamp, never later
+    than this worker's wall clock (µs).
+
+    The timestamp is the producer's send time (CreateTime), or the broker's append time on a
+    LogAppendTime topic. It is the same on every delivery, so a record delivered again after
+    a crash gets the same verdict, unless its timestamp was itself ahead of the wall clock at
+    the first delivery (a producer clock running fast, or a producer stamping records with
+    their event time): then the wall clock decided, and a later delivery may accept it.
+    A record without a timestamp arrives at the wall clock.
+    """
+    wall = int(wall_s * _US)
+    stamp = message.timestamp  # faust: seconds (float); aiokafka's ConsumerRecord (processor/gaps.py): ms
+    if stamp is None or stamp < 0:
+        return wall
+    ms = int(stamp) if isinstance(message, ConsumerRecord) else round(stamp * 1000)
+    return min(ms * 1000, wall)
 
 
 @dataclass
@@ -254,6 +276,11 @@ class JourneyAgent:
                 f"(murmur2) partitioner puts its key in partition {expected}; produce with it"
             )
             await self.dead(KEY_MISMATCH, detail, message)
+            return
+        try:
+            check_not_ahead(tp, arrival_us(message, time.time()), self.settings.future_tolerance_us)
+        except Invalid as ahead:  # before the engine: no state, clock, count or dedup memory changes
+            await self.dead(ahead.reason, ahead.detail, message)
             return
         engine = self.engine_for(partition)
         store = self.stores[partition]

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from processor import settingvalues
 from processor.definitions import PRESETS, load_funnels
 from processor.funnel.definition import Funnel
 from processor.funnel.timefmt import parse_duration, parse_time
@@ -76,5 +77,13 @@ def duration(text: str) -> int:
     """argparse type: '24h', '30d', '90m', or seconds -> microseconds."""
     try:
         return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def future_tolerance(text: str) -> int:
+    """argparse type: a duration, or 'off' -> microseconds (off: larger than any span of event times)."""
+    try:
+        return settingvalues.tolerance(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

@@ -244,11 +244,16 @@ def _contact_key(line: bytes) -> bytes | None:
 
 
 def produce_lines(
-    settings: Settings, topic: str, lines: Iterable[bytes], *, connect_timeout_s: float = CONNECT_TIMEOUT_S
+    settings: Settings,
+    topic: str,
+    lines: Iterable[bytes],
+    *,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    timestamp_ms: int | None = None,
 ) -> int:
     """Touchpoint JSON lines as records keyed by contact_id (blank lines skipped); returns how many."""
     records = ((_contact_key(line), line) for raw in lines if (line := raw.rstrip(b"\r\n")).strip())
-    return produce_records(settings, topic, records, connect_timeout_s=connect_timeout_s)
+    return produce_records(settings, topic, records, connect_timeout_s=connect_timeout_s, timestamp_ms=timestamp_ms)
 
 
 def produce_records(
@@ -257,8 +262,14 @@ def produce_records(
     records: Iterable[tuple[bytes | None, bytes]],
     *,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    timestamp_ms: int | None = None,
 ) -> int:
-    """Raw (key, value) records, acks=all, flushed before returning; returns how many were sent."""
+    """Raw (key, value) records, acks=all, flushed before returning; returns how many were sent.
+
+    Records carry the producer's clock as their timestamp unless `timestamp_ms` is given (the
+    worker takes it as the records' arrival time, for its bound on the future; a topic with
+    message.timestamp.type=LogAppendTime replaces it with the broker's).
+    """
     if partition_counts(settings, [topic], connect_timeout_s=connect_timeout_s)[topic] is None:
         raise TopicMissing(topic)
     failures: list[BaseException] = []
@@ -274,7 +285,7 @@ def produce_records(
         max_block_ms=round(connect_timeout_s * 1000),
     ) as producer:
         for key, value in records:
-            producer.send(topic, key=key, value=value).add_errback(failures.append)
+            producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms).add_errback(failures.append)
             sent += 1
         producer.flush()
     if failures:

@@ -1,7 +1,10 @@
 """`funnel-processor replay`: a touchpoint file through the core, outputs as JSONL.
 
 The replay is the reference the worker is held to: same input, same outputs. It uses
-the event-time clock alone, then fires what is due at --until.
+the event-time clock alone, then fires what is due at --until. Like the worker, it
+refuses a touchpoint dated more than a tolerance after its arrival (future_timestamp):
+every line counts as arriving at --now (default: the wall clock when the replay
+starts), so a replay and a worker given the same "now" agree.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,13 +21,13 @@ from typing import BinaryIO
 
 import orjson
 
-from processor.cliargs import add_funnel_options, duration, funnels_from, timestamp
+from processor.cliargs import add_funnel_options, duration, funnels_from, future_tolerance, timestamp
 from processor.deadletter import dead_letter, file_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.timefmt import format_time
-from processor.funnel.touchpoint import Invalid, decode
+from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US, Invalid, check_not_ahead, decode
 
 _FLUSH_EVERY = 4096
 
@@ -61,14 +65,18 @@ def run_replay(
     errors: BinaryIO,
     until: int | None = None,
     limits: Limits | None = None,
+    now: int | None = None,
+    future_tolerance: int = DEFAULT_FUTURE_TOLERANCE_US,
 ) -> ReplayStats:
     """Replay touchpoint lines; write outputs to `out`, dead letters to `errors`.
 
+    With `now` (µs), a touchpoint dated more than `future_tolerance` after it is
+    dead-lettered as future_timestamp and changes nothing; without, none is.
     Raises UntilTooEarly (after writing what came before) when a touchpoint is later
     than `until`.
     """
     with _collector_paused():
-        return _replay(lines, source, funnels, out, errors, until, limits)
+        return _replay(lines, source, funnels, out, errors, until, limits, now, future_tolerance)
 
 
 @contextmanager
@@ -96,6 +104,8 @@ def _replay(
     errors: BinaryIO,
     until: int | None,
     limits: Limits | None,
+    now: int | None,
+    future_tolerance: int,
 ) -> ReplayStats:
     engine = Engine(funnels, limits=limits)
     stats = ReplayStats()
@@ -107,6 +117,8 @@ def _replay(
             continue
         try:
             tp = decode(record)
+            if now is not None:
+                check_not_ahead(tp, now, future_tolerance)
         except Invalid as bad:
             stats.dead_letters += 1
             letter = dead_letter(bad.reason, bad.detail, record, file_source(source, number))
@@ -149,15 +161,17 @@ def _open_input(path: str) -> Iterator[BinaryIO]:
             yield handle
 
 
-def _latest_time(path: str) -> int | None:
-    """The largest valid occurred_at in a file (for refusing an early --until up front)."""
+def _latest_time(path: str, now: int, future_tolerance: int) -> int | None:
+    """The largest occurred_at of the touchpoints a replay accepts (for refusing an early --until up front)."""
     latest = None
     with _open_input(path) as handle:
         for line in handle:
             try:
-                at = decode(line.rstrip(b"\n")).at
+                tp = decode(line.rstrip(b"\n"))
+                check_not_ahead(tp, now, future_tolerance)
             except Invalid:
                 continue
+            at = tp.at
             latest = at if latest is None or at > latest else latest
     return latest
 
@@ -165,11 +179,12 @@ def _latest_time(path: str) -> int | None:
 def _run(args: argparse.Namespace) -> int:
     funnels = funnels_from(args)
     limits = Limits(dedup_horizon_us=args.dedup_horizon)
+    now = args.now if args.now is not None else time.time_ns() // 1000  # read once: every line arrives "now"
     if args.input != "-" and not Path(args.input).is_file():
         print(f"funnel-processor replay: no such input file: {args.input}", file=sys.stderr)
         return 2
     if args.until is not None and args.input != "-":
-        latest = _latest_time(args.input)
+        latest = _latest_time(args.input, now, args.future_tolerance)
         if latest is not None and args.until < latest:
             print(
                 f"funnel-processor replay: --until {format_time(args.until)} is earlier than the input's "
@@ -179,7 +194,17 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     try:
         with _open_input(args.input) as handle:
-            stats = run_replay(handle, args.input, funnels, sys.stdout.buffer, sys.stderr.buffer, args.until, limits)
+            stats = run_replay(
+                handle,
+                args.input,
+                funnels,
+                sys.stdout.buffer,
+                sys.stderr.buffer,
+                args.until,
+                limits,
+                now,
+                args.future_tolerance,
+            )
     except UntilTooEarly as exc:
         sys.stdout.flush()
         print(f"funnel-processor replay: {exc}", file=sys.stderr)
@@ -213,5 +238,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=Limits().dedup_horizon_us,
         metavar="DURATION",
         help="repeated event ids within this span of the contact's own event times are duplicates (default 24h)",
+    )
+    parser.add_argument(
+        "--now",
+        type=timestamp,
+        default=None,
+        metavar="TIME",
+        help="when every line counts as arriving, for the bound on the future (default: the wall clock at start); "
+        "give the worker's 'now' to get its verdicts",
+    )
+    parser.add_argument(
+        "--future-tolerance",
+        type=future_tolerance,
+        default=DEFAULT_FUTURE_TOLERANCE_US,
+        metavar="DURATION",
+        help="touchpoints dated more than this after --now are dead-lettered as future_timestamp; 'off' for "
+        "synthetic data in the future (default 5m, as the worker's FUNNEL_FUTURE_TOLERANCE)",
     )
     parser.set_defaults(run=_run)

@@ -22,6 +22,7 @@ from processor import settingvalues as values
 from processor.definitions import PRESETS, load_funnels
 from processor.funnel.definition import DefinitionError
 from processor.funnel.timefmt import parse_duration
+from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US
 from processor.settingvalues import Check, Secret
 
 __all__ = ["ENV_VARS", "Secret", "Settings", "SettingsError", "documented"]
@@ -129,6 +130,14 @@ _VARS: dict[str, _Var] = {
         parse_duration,
         values.duration_text,
         meaning="a repeated event id within this span of the contact's own event times is a duplicate",
+    ),
+    "FUNNEL_FUTURE_TOLERANCE": _Var(
+        "future_tolerance_us",
+        values.positive,
+        values.tolerance,
+        values.tolerance_text,
+        meaning="a touchpoint dated more than this after it arrived (its record's timestamp, at most the wall "
+        "clock) is dead-lettered as future_timestamp; off for synthetic data dated in the future",
     ),
     "FUNNEL_TICK_INTERVAL": _Var(
         "tick_interval_s",
@@ -251,6 +260,9 @@ class Settings:
     store: str = "rocksdb"
     processing_guarantee: str = "at_least_once"
     dedup_horizon_us: int = parse_duration("24h")
+    # A touchpoint dated more than this after it arrived (its record's timestamp, at most the
+    # wall clock) is dead-lettered as future_timestamp; "off" (NO_FUTURE_BOUND) for synthetic data.
+    future_tolerance_us: int = DEFAULT_FUTURE_TOLERANCE_US
     # A quiet partition fires a deadline about idle_after_s + up to tick_interval_s after it
     # passes; a touchpoint held back longer than idle_after_s by its producer may then find
     # its contact dropped, and is applied as a reactivation (SPEC: order).

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from processor.funnel.timefmt import US_PER_S, parse_duration
+from processor.funnel.touchpoint import NO_FUTURE_BOUND
 
 
 class Secret:
@@ -211,3 +212,20 @@ def duration_text(us: int) -> str:
         if us % (size * US_PER_S) == 0:
             return f"{us // (size * US_PER_S)}{unit}"
     return f"{us / US_PER_S:.6f}".rstrip("0") + "s"
+
+
+OFF = "off"
+
+
+def tolerance(text: str) -> int:
+    """A future tolerance: a duration ('5m', '2h'), or 'off' for no bound (synthetic data)."""
+    if text.strip().lower() == OFF:
+        return NO_FUTURE_BOUND
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or '{OFF}' for no bound on the future") from None
+
+
+def tolerance_text(us: int) -> str:
+    return OFF if us >= NO_FUTURE_BOUND else duration_text(us)

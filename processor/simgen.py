@@ -1,9 +1,12 @@
 """Synthetic touchpoints: seeded contacts walking funnels. Pure: no I/O, no clock.
 
-`generate(plans, config, start_us)` yields touchpoint dicts (the contract of
-processor.funnel.touchpoint) in event-time order, ties in a stable order; the same
-arguments always yield the same touchpoints. Writers (a file, later a topic) only
-serialise what it yields.
+`generate(plans, config, start_us=...)` or `generate(plans, config, end_us=...)`
+yields touchpoint dicts (the contract of processor.funnel.touchpoint) in event-time
+order, ties in a stable order; the same arguments always yield the same touchpoints.
+With `start_us` the first contact enters no earlier than it; with `end_us` the last
+touchpoint falls exactly on it, so a file can end "now" and still be reproducible
+(the same walks, shifted in time). Writers (a file, a topic) only serialise what it
+yields.
 
 Each contact enters one funnel (chosen at random among the plans) at its first
 stage, then per stage: with the stage's conversion probability it moves on after an
@@ -81,12 +84,19 @@ class Config:
 Entry = tuple[int, int, dict[str, Any], bool]
 
 
-def generate(plans: Sequence[FunnelPlan], config: Config, start_us: int) -> Iterator[dict[str, Any]]:
-    """Touchpoint dicts in event-time order; event ids 'e-<seed>-<n>' in file order."""
+def generate(
+    plans: Sequence[FunnelPlan], config: Config, start_us: int | None = None, *, end_us: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Touchpoint dicts in event-time order; event ids 'e-<seed>-<n>' in file order.
+
+    Give `start_us` (contacts enter from then on) or `end_us` (the last touchpoint's time).
+    """
     if not plans:
         raise ValueError("simulate needs at least one funnel")
     if (config.contacts is None) == (config.touchpoints is None):
         raise ValueError("give exactly one of contacts and touchpoints")
+    if (start_us is None) == (end_us is None):
+        raise ValueError("give exactly one of start_us and end_us")
     rng = random.Random(config.seed)  # noqa: S311 -- reproducible on purpose, nothing secret
     sim = _Simulation(rng, config, [_Walkable(p) for p in plans])
     window_s = max(1, round(config.days * 86_400))
@@ -96,19 +106,24 @@ def generate(plans: Sequence[FunnelPlan], config: Config, start_us: int) -> Iter
     ):
         n += 1
         walkable = sim.walkables[0] if len(sim.walkables) == 1 else _pick(rng, sim.walkables)
-        sim.walk(walkable, f"{config.contact_prefix}{n:06d}", start_us + _below(rng, window_s) * SECOND_US)
+        sim.walk(walkable, f"{config.contact_prefix}{n:06d}", _below(rng, window_s) * SECOND_US)  # from 0
         if n == GIVE_UP and not sim.entries:
             raise ValueError(f"no touchpoint can enter these funnels' first stages ({n} contacts tried)")
     entries = sim.entries
     entries.sort(key=_order)
     limit = len(entries) if config.touchpoints is None else config.touchpoints
+    kept = entries[:limit]
+    # Walks start from time 0: every time is shifted here, by the start or so that the last touchpoint ends.
+    shift = start_us if start_us is not None else (end_us or 0) - (kept[-1][0] if kept else 0)
     prefix = f"e-{config.seed}-"
     sent = 0
-    for _, _, body, resend in entries[:limit]:
+    stamp = sim.stamp
+    for at, _, body, resend in kept:
         if not resend:
             sent += 1
             body["event_id"] = prefix + str(sent)
-        yield dict(body)  # the original precedes its re-send, so its id is already set
+            body["occurred_at"] = stamp(at + shift)
+        yield dict(body)  # the original precedes its re-send, so its id and time are already set
 
 
 def _order(entry: Entry) -> tuple[int, int]:
@@ -189,8 +204,7 @@ class _Simulation:
 
     def emit(self, journey: _Journey, body: dict[str, Any], at: int) -> None:
         entries = self.entries
-        body["occurred_at"] = self.stamp(at)
-        entries.append((at, len(entries), body, False))
+        entries.append((at, len(entries), body, False))  # occurred_at is stamped when yielded
         if self.rng.random() < self.config.duplicate_rate:
             entries.append((at, len(entries), body, True))
         journey.counts[body["type"]] = journey.counts.get(body["type"], 0) + 1

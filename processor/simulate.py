@@ -3,12 +3,18 @@
 The touchpoints come from `processor.simgen.generate` (pure, in event-time order);
 this module only parses the options and writes the lines: to a file, stdout, or with
 `--to-topic` to a Kafka topic (keyed by contact_id, broker from FUNNEL_* variables).
+
+Time: `--start` or `--end` fixes the touchpoints' times, so the same seed and options
+give the same bytes. Without either, the last touchpoint falls at 00:00 UTC of the
+current day: every time lies in the past, as a worker's bound on the future requires,
+and the file is the same all day (on another day, the same walks shifted by whole days).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +24,13 @@ import orjson
 
 from processor.cliargs import add_funnel_options, funnels_from
 from processor.funnel.definition import Funnel
-from processor.funnel.timefmt import parse_duration, parse_time, seconds
+from processor.funnel.timefmt import US_PER_S, parse_duration, parse_time, seconds
 from processor.settings import Settings, SettingsError
 from processor.simgen import Config, FunnelPlan, generate, plan_for
 
 # A per-stage setting: (funnel name or None for every funnel with that stage, stage, value).
 StageSetting = tuple[str | None, str, Any]
+DAY_US = 86_400 * US_PER_S
 
 
 def register(subparsers: Any) -> None:
@@ -31,19 +38,24 @@ def register(subparsers: Any) -> None:
         "simulate",
         help="write seeded synthetic touchpoints for one or more funnels",
         description="Synthetic touchpoints: contacts walking funnels with chosen per-stage conversion "
-        "probabilities and delays, sorted by occurred_at. Same seed and options, same bytes.",
+        "probabilities and delays, sorted by occurred_at. Same seed and options, same bytes: with --start or "
+        "--end; by default the last touchpoint falls at 00:00 UTC today (the same bytes all day).",
     )
     add_funnel_options(parser, default_all=False)
     size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--contacts", type=_positive_int, metavar="N", help="how many contacts walk the funnels")
     size.add_argument("--touchpoints", type=_positive_int, metavar="N", help="exactly N lines instead")
     parser.add_argument("--seed", type=int, required=True, metavar="N", help="same seed and options, same file")
-    parser.add_argument(
-        "--start",
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument(
+        "--start", type=_time, metavar="TIME", help="event time of the first contact's entry at the earliest, RFC 3339"
+    )
+    when.add_argument(
+        "--end",
         type=_time,
-        default="2026-01-01T00:00:00Z",
         metavar="TIME",
-        help="event time of the first contact's entry, RFC 3339 (default %(default)s)",
+        help="event time of the last touchpoint, RFC 3339 (default: 00:00 UTC of the current day, so that every "
+        "touchpoint lies in the past)",
     )
     parser.add_argument(
         "--days", type=_positive_float, default=1.0, metavar="D", help="days in which contacts enter (default 1)"
@@ -112,7 +124,11 @@ def run(args: argparse.Namespace) -> int:
         skip_rate=args.skip_rate,
         contact_prefix=args.contact_prefix,
     )
-    touchpoints = generate(plans, config, args.start)
+    if args.start is not None:
+        touchpoints = generate(plans, config, start_us=args.start)
+    else:
+        end = args.end if args.end is not None else time.time_ns() // 1000 // DAY_US * DAY_US
+        touchpoints = generate(plans, config, end_us=end)
     if args.to_topic is not None:
         return _to_topic(touchpoints, args.to_topic)
     try:

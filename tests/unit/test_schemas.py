@@ -6,6 +6,7 @@ checked against the current version of that schema.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -24,6 +25,17 @@ from processor.schemas import CURRENT, SCHEMA_DIR, first_error, schema_path, val
 
 NAMES = sorted(CURRENT)
 MIN_EXAMPLES = 3  # of each kind, per schema, so the example tests cannot pass on an empty folder
+# Every published version file and the SHA-256 of its bytes. A published file is never edited
+# (schemas/README.md): publishing a version adds its line here, and no line ever changes.
+PUBLISHED = {
+    "deadletter/1-0-0": "86a0f30dbffb3f975fc2aeb4c65f3743e5d11e96612e012798c6567b5f011a91",
+    "deadletter/1-0-1": "b0ece5649569da2c083f49e4729b72e5573f1f5e148be4b9929b8c1895c86625",
+    "dropoff/1-0-0": "6c3ac53f40c60feceb784714f672a1681d3110facfa3de70839fb99545abadfa",
+    "funnel-definition/1-0-0": "4d2f22cb43c8d80c6e793f35804b5f607e704846dbd5f275a869997151b4632f",
+    "touchpoint/1-0-0": "cede05ac04d2a09bcdaae4a26cab67bc6e96d546b46dd7a7586ddebfa11d7228",
+    "touchpoint/1-1-0": "aac480ba80b53fd27e13fff4a9f94a8cde419626f1fd5e4f9b22fab344cf5f1f",
+    "transition/1-0-0": "385411cef95176c95c8b7d77a445b6021b658846ba6c456d6a3a99d86d4d41a6",
+}
 
 
 def load(path: Path) -> Any:
@@ -47,6 +59,51 @@ def test_current_names_an_existing_file_for_every_schema() -> None:
     for name, version in CURRENT.items():
         assert re.fullmatch(r"[1-9][0-9]*-(0|[1-9][0-9]*)-(0|[1-9][0-9]*)", version), name
         assert schema_path(name).is_file(), name
+
+
+def schemaver(version: str) -> tuple[int, ...]:
+    """'1-10-0' -> (1, 10, 0): versions compare by number, not as text."""
+    return tuple(int(part) for part in version.split("-"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_current_is_the_newest_version_on_disk(name: str) -> None:
+    """A new version file cannot be added without the code moving to it (or the other way round)."""
+    versions = [path.stem for path in (SCHEMA_DIR / name / "jsonschema").glob("*.json")]
+    assert max(versions, key=schemaver) == CURRENT[name]
+
+
+def test_published_version_files_are_never_edited() -> None:
+    on_disk = {
+        f"{path.parent.parent.name}/{path.stem}": hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in SCHEMA_DIR.glob("*/jsonschema/*.json")
+    }
+    assert on_disk.keys() == PUBLISHED.keys(), "a version file was added or removed: list it in PUBLISHED"
+    edited = sorted(name for name, digest in on_disk.items() if PUBLISHED[name] != digest)
+    assert not edited, f"published schema files were edited: {edited}; add a new version instead"
+
+
+def test_a_new_version_keeps_or_extends_the_one_before() -> None:
+    """The versions added by issue 17: touchpoint 1-1-0 only limits two strings (a REVISION);
+    deadletter 1-0-1 only adds a reason (an ADDITION: every 1-0-0 dead letter stays valid)."""
+
+    def without(doc: dict[str, Any], *paths: str) -> dict[str, Any]:
+        for path in ("$id", "description", *paths):
+            *parents, leaf = path.split("/")
+            node = doc
+            for part in parents:
+                node = node[part]
+            del node[leaf]
+        return doc
+
+    old, new = load(schema_path("touchpoint", "1-0-0")), load(schema_path("touchpoint", "1-1-0"))
+    assert (new["properties"]["channel"]["maxLength"], new["properties"]["campaign"]["maxLength"]) == (64, 256)
+    text = [f"properties/{field}/description" for field in ("channel", "campaign")]
+    limits = [f"properties/{field}/maxLength" for field in ("channel", "campaign")]
+    assert without(new, *text, *limits) == without(old, *text)
+    old, new = load(schema_path("deadletter", "1-0-0")), load(schema_path("deadletter", "1-0-1"))
+    assert new["properties"]["reason"]["enum"] == [*old["properties"]["reason"]["enum"], "future_timestamp"]
+    assert without(new, "properties/reason") == without(old, "properties/reason")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from processor.definitions import PRESET_DIR, PRESETS
+from processor.funnel.timefmt import parse_time
 from processor.settings import ENV_VARS, Secret, Settings, SettingsError
 
 PASSWORD = "s3cr3t-hunter2"
@@ -65,6 +66,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.web_bind, settings.web_host, settings.data_dir) == ("127.0.0.1", "127.0.0.1", Path("data"))
     assert (settings.store, settings.processing_guarantee, settings.log_level) == ("rocksdb", "at_least_once", "info")
     assert settings.dedup_horizon_us == 24 * 3600 * 1_000_000
+    assert settings.future_tolerance_us == 5 * 60 * 1_000_000
     assert (settings.tick_interval_s, settings.idle_after_s, settings.session_timeout_s) == (0.5, 1.0, 30.0)
     assert (settings.batch_size, settings.batch_wait_s, settings.fetch_max_wait_s) == (1000, 0.05, 1.5)
     assert settings.security_protocol == "PLAINTEXT"
@@ -98,6 +100,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "STORE": "memory",
         "PROCESSING_GUARANTEE": "exactly_once",
         "DEDUP_HORIZON": "12h",
+        "FUTURE_TOLERANCE": "15m",
         "TICK_INTERVAL": "0.5s",
         "IDLE_AFTER": "2m",
         "BATCH_SIZE": "250",
@@ -129,6 +132,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         store="memory",
         processing_guarantee="exactly_once",
         dedup_horizon_us=12 * 3600 * 1_000_000,
+        future_tolerance_us=15 * 60 * 1_000_000,
         tick_interval_s=0.5,
         idle_after_s=120.0,
         batch_size=250,
@@ -199,6 +203,8 @@ def test_broker_url_forms(url: str, hosts: list[str]) -> None:
         ({"LOG_LEVEL": "trace"}, "FUNNEL_LOG_LEVEL: 'trace' is not one of debug, info, warning, error"),
         ({"DEDUP_HORIZON": "a day"}, "FUNNEL_DEDUP_HORIZON: 'a day' is not a duration"),
         ({"TICK_INTERVAL": "-1s"}, "FUNNEL_TICK_INTERVAL: duration must be positive"),
+        ({"FUTURE_TOLERANCE": "0s"}, "FUNNEL_FUTURE_TOLERANCE: duration must be positive, got '0s'; or 'off'"),
+        ({"FUTURE_TOLERANCE": "none"}, "FUNNEL_FUTURE_TOLERANCE: 'none' is not a duration"),
         ({"IDLE_AFTER": "0s"}, "FUNNEL_IDLE_AFTER: duration must be positive"),
         ({"SESSION_TIMEOUT": "30 sec"}, "FUNNEL_SESSION_TIMEOUT: '30 sec' is not a duration"),
         ({"BATCH_SIZE": "0"}, "FUNNEL_BATCH_SIZE: '0' is not between 1 and 100000"),
@@ -305,6 +311,15 @@ def test_describe_lists_every_variable_in_a_form_that_reads_back(tmp_path: Path)
     env = dict(line.split(" = ", 1) for line in lines if not line.endswith("(unset)"))
     assert env["FUNNEL_TICK_INTERVAL"] == "0.25s" and env["FUNNEL_DEDUP_HORIZON"] == "90m"
     assert Settings.from_env(env) == settings
+
+
+def test_the_future_tolerance_can_be_switched_off_for_synthetic_data() -> None:
+    off = from_env(FUTURE_TOLERANCE="OFF")
+    widest = parse_time("9999-12-31T23:59:59.999999Z") - parse_time("0001-01-01T00:00:00Z")
+    assert off.future_tolerance_us > widest  # no event time is that far ahead of any arrival
+    assert "FUNNEL_FUTURE_TOLERANCE = off" in off.describe().splitlines()
+    assert Settings.from_env({"FUNNEL_FUTURE_TOLERANCE": "off"}) == off
+    assert "FUNNEL_FUTURE_TOLERANCE = 5m" in Settings().describe().splitlines()
 
 
 def test_the_web_token_is_read_without_surrounding_whitespace() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -20,7 +21,7 @@ from processor import simulate
 from processor.definitions import load_file, load_preset
 from processor.funnel.engine import Engine
 from processor.funnel.outputs import DroppedOff, Output, StageTransitioned
-from processor.funnel.timefmt import parse_time
+from processor.funnel.timefmt import format_time, parse_time
 from processor.funnel.touchpoint import decode, from_dict
 from processor.schemas import validator
 from processor.simgen import Config, generate, plan_for
@@ -66,15 +67,53 @@ def dropoffs(outputs: list[Output], reason: str) -> list[DroppedOff]:
     return [o for o in outputs if o["kind"] == "dropoff" and o["reason"] == reason]
 
 
-def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
-    argv = ("--funnel", "b2b-sales", "--funnel", "aida", "--contacts", "300")
+@pytest.mark.parametrize("when", [("--start", START), ("--end", "2026-06-30T12:00:00Z")])
+def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path: Path, when: tuple[str, str]) -> None:
+    argv = ("--funnel", "b2b-sales", "--funnel", "aida", "--contacts", "300", *when)
     first = run(tmp_path, *argv, "--seed", "11")
     assert first == run(tmp_path, *argv, "--seed", "11")
     assert first != run(tmp_path, *argv, "--seed", "12")
 
 
+def today_utc() -> int:
+    """00:00 UTC of the current day, in µs."""
+    day = 86_400_000_000
+    return time.time_ns() // 1000 // day * day
+
+
+def test_by_default_the_last_touchpoint_falls_at_midnight_utc_today(tmp_path: Path) -> None:
+    """So that every simulated time lies in the past (a worker refuses the future), and a file made
+    today is the same bytes all day: it is the file made with --end at today's midnight."""
+    argv = ("--funnel", "b2b-sales", "--funnel", "customer-journey", "--contacts", "300", "--seed", "5")
+    before = today_utc()
+    data = run(tmp_path, *argv)
+    after = today_utc()
+    times = [parse_time(d["occurred_at"]) for d in docs(data)]
+    assert times[-1] in (before, after) and times[-1] <= time.time_ns() // 1000
+    assert data == run(tmp_path, *argv, "--end", format_time(times[-1]))
+    assert times[0] < times[-1] - 30 * 86_400_000_000  # journeys of months, all before today
+
+
+def test_end_shifts_the_same_walks_so_that_the_last_touchpoint_falls_on_it(tmp_path: Path) -> None:
+    argv = ("--funnel", "aida", "--contacts", "200", "--seed", "9")
+    started = docs(run(tmp_path, *argv, "--start", START))
+    ended = docs(run(tmp_path, *argv, "--end", "2025-02-01T00:00:00.5Z"))
+    assert ended[-1]["occurred_at"] == "2025-02-01T00:00:00.500000Z"
+    shift = parse_time(ended[-1]["occurred_at"]) - parse_time(started[-1]["occurred_at"])
+    for a, b in zip(started, ended, strict=True):
+        assert parse_time(b["occurred_at"]) - parse_time(a["occurred_at"]) == shift
+        assert {**a, "occurred_at": ""} == {**b, "occurred_at": ""}
+
+
+def test_start_and_end_cannot_both_be_given() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse("--funnel", "aida", "--contacts", "5", "--seed", "1", "--start", START, "--end", START)
+    assert exit_info.value.code == 2
+
+
 def test_every_line_is_a_valid_touchpoint_and_time_never_goes_back(tmp_path: Path) -> None:
-    data = run(tmp_path, "--funnel", "customer-journey", "--contacts", "400", "--seed", "3", "--days", "3")
+    argv = ("--funnel", "customer-journey", "--contacts", "400", "--seed", "3", "--days", "3", "--start", START)
+    data = run(tmp_path, *argv)
     tps = [decode(line) for line in data.splitlines()]  # raises Invalid on a bad line
     schema = validator("touchpoint")
     assert all(schema.is_valid(doc) for doc in docs(data))
