@@ -74,6 +74,15 @@ def register(subparsers: Any) -> None:
         help="contact ids are TEXT + a number (default %(default)s); vary it for new contacts per run",
     )
     target.add_argument("--output", default="-", metavar="FILE", help="JSONL file, '-' for stdout (default)")
+    target.add_argument(
+        "--to-topic",
+        nargs="?",
+        const="",
+        metavar="TOPIC",
+        help="produce to a Kafka topic instead, keyed by contact_id (by message id with --format segment or "
+        "snowplow; default topic: the configured touchpoints topic, FUNNEL_TOPIC_TOUCHPOINTS; broker from "
+        "FUNNEL_BROKER_URL)",
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -87,14 +96,6 @@ def register(subparsers: Any) -> None:
         metavar="PATH",
         help="event mapping file (segment, snowplow): each type is written as the first name it lists for it, "
         "else in words ('Demo Requested'); give the worker or replay the same file",
-    )
-    target.add_argument(
-        "--to-topic",
-        nargs="?",
-        const="",
-        metavar="TOPIC",
-        help="produce to a Kafka topic instead, keyed by contact_id (default: the configured touchpoints topic, "
-        "FUNNEL_TOPIC_TOUCHPOINTS; broker from FUNNEL_BROKER_URL)",
     )
     parser.add_argument(
         "--conversion",

@@ -318,3 +318,27 @@ def test_a_source_over_several_partitions_is_rekeyed_once_per_record_and_replaye
     got = collect(settings, len(expected), OUTPUT_TIMEOUT_S)
     assert_same_outputs(got, expected)
     assert proc.stop() == 0
+
+
+def test_topics_create_adds_the_rekeyed_topic_with_the_workers_partitions_and_check_holds_it(
+    broker: Any, topics: Callable[..., Any]
+) -> None:
+    names = topics(PARTITIONS, create=False)
+    broker.create_topic(names.touchpoints, 3)  # a source keyed any way may have any partition count
+    settings = broker.settings(names, input_format="segment")
+    rekeyed = kafkaio.rekeyed_topic(settings)
+    assert rekeyed == f"{names.app_id}-touchpoints-by-contact" and rekeyed in kafkaio.all_topics(settings)
+    assert rekeyed not in kafkaio.all_topics(broker.settings(names))  # touchpoints keyed by contact: none
+    created = kafkaio.create_topics(settings)
+    assert any(line.startswith(f"created {rekeyed} ({PARTITIONS} partitions") for line in created)
+    counts = kafkaio.partition_counts(settings, kafkaio.all_topics(settings))
+    assert counts[names.touchpoints] == 3 and counts[rekeyed] == PARTITIONS
+    assert {counts[t] for t in kafkaio.copartitioned_topics(settings)} == {PARTITIONS}
+    assert kafkaio.check_partitions(settings) == []
+
+    other = topics(PARTITIONS, create=False)
+    broker.create_topic(f"{other.app_id}-touchpoints-by-contact", 2)
+    settings = broker.settings(other, input_format="snowplow")
+    kafkaio.create_topics(settings)
+    [problem] = kafkaio.check_partitions(settings)
+    assert problem.startswith(f"{other.app_id}-touchpoints-by-contact has 2 partitions but FUNNEL_PARTITIONS is 4")
