@@ -27,7 +27,7 @@ CURRENT = {
     "transition": "1-0-0",
     "dropoff": "1-0-0",
     "deadletter": "1-0-1",  # 1-0-1: the reason future_timestamp
-    "funnel-definition": "1-0-0",
+    "funnel-definition": "1-1-0",  # 1-1-0: breakdowns
 }
 
 

@@ -32,6 +32,7 @@ PUBLISHED = {
     "deadletter/1-0-1": "b0ece5649569da2c083f49e4729b72e5573f1f5e148be4b9929b8c1895c86625",
     "dropoff/1-0-0": "6c3ac53f40c60feceb784714f672a1681d3110facfa3de70839fb99545abadfa",
     "funnel-definition/1-0-0": "4d2f22cb43c8d80c6e793f35804b5f607e704846dbd5f275a869997151b4632f",
+    "funnel-definition/1-1-0": "99301db555c4da287b96030dd39a7ecb5a8dfaa47cbb0f3039423ce37f207841",
     "touchpoint/1-0-0": "cede05ac04d2a09bcdaae4a26cab67bc6e96d546b46dd7a7586ddebfa11d7228",
     "touchpoint/1-1-0": "aac480ba80b53fd27e13fff4a9f94a8cde419626f1fd5e4f9b22fab344cf5f1f",
     "transition/1-0-0": "385411cef95176c95c8b7d77a445b6021b658846ba6c456d6a3a99d86d4d41a6",
@@ -85,7 +86,8 @@ def test_published_version_files_are_never_edited() -> None:
 
 def test_a_new_version_keeps_or_extends_the_one_before() -> None:
     """The versions added by issue 17: touchpoint 1-1-0 only limits two strings (a REVISION);
-    deadletter 1-0-1 only adds a reason (an ADDITION: every 1-0-0 dead letter stays valid)."""
+    deadletter 1-0-1 only adds a reason (an ADDITION: every 1-0-0 dead letter stays valid).
+    Issue 14: funnel-definition 1-1-0 only adds the optional `breakdowns` (an ADDITION)."""
 
     def without(doc: dict[str, Any], *paths: str) -> dict[str, Any]:
         for path in ("$id", "description", *paths):
@@ -104,6 +106,13 @@ def test_a_new_version_keeps_or_extends_the_one_before() -> None:
     old, new = load(schema_path("deadletter", "1-0-0")), load(schema_path("deadletter", "1-0-1"))
     assert new["properties"]["reason"]["enum"] == [*old["properties"]["reason"]["enum"], "future_timestamp"]
     assert without(new, "properties/reason") == without(old, "properties/reason")
+    old, new = load(schema_path("funnel-definition", "1-0-0")), load(schema_path("funnel-definition", "1-1-0"))
+    added = ["properties/breakdowns", *(f"$defs/{name}" for name in ("breakdown_value", "channel_breakdown"))]
+    assert without(new, *added, "$defs/campaign_breakdown") == without(old)
+    assert "breakdowns" not in new["required"]
+    for path in sorted((SCHEMA_DIR / "funnel-definition" / "examples" / "valid").glob("*.json")):
+        if "breakdowns" not in load(path):
+            assert not list(validator("funnel-definition", "1-0-0").iter_errors(load(path))), path.name
 
 
 @pytest.mark.parametrize("name", NAMES)
