@@ -351,8 +351,9 @@ class JourneyAgent:
         for output in outputs:
             topic = transitions if output["kind"] == "transition" else dropoffs
             await outbox.put(topic, output["contact_id"].encode(), orjson.dumps(output), partition)
-        clock = self.engines[partition].clock
-        self.batch.counted.append((outputs, None if clock is None else clock / _US))
+        engine = self.engines[partition]
+        clock = engine.clock
+        self.batch.counted.append((outputs, None if clock is None else clock / _US, engine.take_attributions()))
 
     async def flush(self) -> None:
         """Await the batch's acknowledgements, write its states, then ack its records to Faust."""
@@ -360,8 +361,8 @@ class JourneyAgent:
         if not batch.records:
             return
         await self.outbox.delivered()  # raises if Kafka did not take them: the caller stops the worker
-        for outputs, clock_s in batch.counted:
-            self.metrics.count(outputs, clock_s)
+        for outputs, clock_s, attributions in batch.counted:
+            self.metrics.count(outputs, clock_s, attributions)
         for partition, event in batch.last_of.items():
             store = self.stores.get(partition)
             if store is not None and store.staged:
@@ -395,7 +396,7 @@ class JourneyAgent:
             if isinstance(self.outbox, KafkaOutbox):
                 table = self._changelogs[partition] = BatchedTable(self.journeys, partition, self.outbox)
             store = self.stores[partition] = JourneyStore(table, self._layout, cache=self._cache)
-            engine = self.engines[partition] = Engine(self.funnels, store, self.limits)
+            engine = self.engines[partition] = Engine(self.funnels, store, self.limits, attributed=True)
             clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
             if self.marks is not None:
                 self.marks.load(partition)

@@ -7,15 +7,16 @@ and what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 from jsonschema.exceptions import ValidationError
 
-from processor.funnel.definition import DefinitionError, Funnel, compile_funnel
+from processor.funnel.definition import Breakdown, DefinitionError, Funnel, compile_funnel
 from processor.schemas import field_path, first_error, validator
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -42,7 +43,8 @@ def _explain(error: ValidationError) -> tuple[str, str]:
     """(field, problem) for a schema violation, in the words of the other definition errors.
 
     The schema's own messages are kept, except where they would show a regular
-    expression or say no more than "not allowed": durations, names and unknown fields.
+    expression or say no more than "not allowed": durations, names, unknown fields and
+    the reserved breakdown values.
     """
     where = field_path(error.absolute_path)
     schema = validator("funnel-definition").schema
@@ -61,6 +63,8 @@ def _explain(error: ValidationError) -> tuple[str, str]:
             f"{error.instance!r} is not a funnel name: lower-case letters, digits and '-', starting with a letter, "
             "at most 64 characters"
         )
+    if error.schema == defs["breakdown_value"]:
+        return where, f"{error.instance!r} is a label of its own (any other value, a missing value): do not list it"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         unknown = next((name for name in error.instance if name not in allowed), None)
@@ -99,12 +103,18 @@ def load_preset(name: str) -> Funnel:
     return load_file(PRESET_DIR / f"{name}.json")
 
 
-def load_funnels(specs: Iterable[str]) -> list[Funnel]:
-    """Preset names or definition file paths, in order; names must be unique."""
+def load_funnels(specs: Iterable[str], preset_breakdowns: Sequence[Breakdown] = ()) -> list[Funnel]:
+    """Preset names or definition file paths, in order; names must be unique.
+
+    A definition file names its own breakdowns; the presets get `preset_breakdowns` (the
+    worker's FUNNEL_BREAKDOWNS).
+    """
     funnels: list[Funnel] = []
     for spec in specs:
         is_path = spec.endswith(".json") or "/" in spec or Path(spec).is_file()
         funnel = load_file(spec) if is_path else load_preset(spec)
+        if not is_path and preset_breakdowns:
+            funnel = dataclasses.replace(funnel, breakdowns=tuple(preset_breakdowns))
         if any(f.name == funnel.name for f in funnels):
             raise DefinitionError(spec, "name", f"funnel {funnel.name!r} is configured twice")
         funnels.append(funnel)

@@ -9,6 +9,9 @@ renders the figures as an aligned text table or one JSON object. Which funnels a
 - by default: the presets that have records, then every other funnel seen in the
   records, its stage order inferred from the transitions (marked as such).
 
+With `--by`, each funnel's table is followed by one per value of that breakdown
+(`processor.breakdownstats`), each with its own planning line.
+
 Lines that are JSON but no transition or drop-off record (touchpoints, dead letters...)
 are counted by kind and reported; a run that read only such lines, and no output
 record at all, is refused (exit 2), saying what it read instead.
@@ -27,6 +30,7 @@ from typing import IO, Any
 
 import orjson
 
+from processor.breakdownstats import BY, BreakdownStats
 from processor.cliargs import add_funnel_options, funnels_from
 from processor.funnel.definition import Funnel
 from processor.funnelstats import DROPOFF, DUPLICATE, SKIPPED, TRANSITION, BadRecord, FunnelStats, FunnelTable, plan
@@ -43,10 +47,14 @@ _TOUCHPOINT_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
 
 @dataclass(slots=True)
 class Reading:
-    stats: FunnelStats = field(default_factory=FunnelStats)
+    by: BreakdownStats | None = None
+    stats: FunnelStats = field(init=False)
     blank: int = 0
     malformed: int = 0
     others: Counter[str] = field(default_factory=Counter)  # JSON but not an output: TOUCHPOINT, DEAD_LETTER...
+
+    def __post_init__(self) -> None:
+        self.stats = FunnelStats(None if self.by is None else self.by.prepare)
 
     def outputs(self) -> int:
         """Transition and drop-off records read, duplicates included."""
@@ -99,6 +107,13 @@ def register(subparsers: Any) -> None:
         default="text",
         help="text: the tables a person reads (default); json: the same figures as one JSON object",
     )
+    parser.add_argument(
+        "--by",
+        choices=BY,
+        help="also a table per value of this breakdown, each with its planning line: the channel or campaign of "
+        "the contact's first touchpoint, or the channel of the touchpoint that moved it into the stage; "
+        "last_touch_type: drop-offs by the type of the last touchpoint before the drop",
+    )
     parser.set_defaults(run=run)
 
 
@@ -125,7 +140,7 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     specs = args.funnel_specs  # None: every preset with records, then other funnels seen
     funnels = funnels_from(args)
-    reading = Reading()
+    reading = Reading(None if args.by is None else BreakdownStats(args.by))
     problem = _read_topics(args.timeout, reading) if args.from_topics else _read_files(args.input or ["-"], reading)
     if problem:
         print(f"funnel-processor report: {problem}", file=sys.stderr)
@@ -263,23 +278,17 @@ def _figures(
     for item in shown:
         table = item.table
         at = stage if stage is not None else (table.stages[-1].stage if table.stages else "")
-        goal = plan(table, target, at)
-        funnels.append(
-            {
-                "funnel": table.funnel,
-                "stage_order": "definition" if item.defined else "inferred",
-                "entries": table.entries,
-                "stages": [asdict(row) for row in table.stages],
-                "stages_not_in_definition": list(table.inferred) if item.defined else [],
-                "planning": {
-                    "target": goal.target,
-                    "stage": goal.stage,
-                    "stage_in_funnel": any(row.stage == at for row in table.stages),
-                    "reach_rate": goal.reach_rate,
-                    "entries_needed": goal.entries_needed,
-                },
-            }
-        )
+        figures: dict[str, Any] = {
+            "funnel": table.funnel,
+            "stage_order": "definition" if item.defined else "inferred",
+            "entries": table.entries,
+            "stages": [asdict(row) for row in table.stages],
+            "stages_not_in_definition": list(table.inferred) if item.defined else [],
+            "planning": _planning_figures(table, target, at),
+        }
+        if reading.by is not None:
+            figures["by"] = _by_figures(reading.by, table, target, at)
+        funnels.append(figures)
     counts = reading.stats.counts
     return {
         "funnels": funnels,
@@ -298,6 +307,42 @@ def _figures(
     }
 
 
+def _planning_figures(table: FunnelTable, target: int, at: str) -> dict[str, Any]:
+    goal = plan(table, target, at)
+    return {
+        "target": goal.target,
+        "stage": goal.stage,
+        "stage_in_funnel": any(row.stage == at for row in table.stages),
+        "reach_rate": goal.reach_rate,
+        "entries_needed": goal.entries_needed,
+    }
+
+
+def _by_figures(by: BreakdownStats, table: FunnelTable, target: int, at: str) -> dict[str, Any]:
+    values, left_out = by.values(table.funnel, [row.stage for row in table.stages])
+    shown: list[dict[str, Any]]
+    if by.by == "last_touch_type":
+        shown = [
+            {
+                "value": item.value,
+                "dropoffs": sum(row.stalled + row.lost for row in item.table.stages),
+                "stages": [{"stage": row.stage, "stalled": row.stalled, "lost": row.lost} for row in item.table.stages],
+            }
+            for item in values
+        ]
+    else:
+        shown = [
+            {
+                "value": item.value,
+                "entries": item.table.entries,
+                "stages": [asdict(row) for row in item.table.stages],
+                "planning": _planning_figures(item.table, target, at),
+            }
+            for item in values
+        ]
+    return {"breakdown": by.by, "left_out": left_out, "values": shown}
+
+
 COLUMNS = ("stage", "entered", "converted", "conv %", "stalled", "lost", "median time*", "reached", "reach %")
 
 
@@ -307,32 +352,67 @@ def render_text(figures: dict[str, Any]) -> str:
         out.append("No transition or drop-off records read.")
     for funnel in figures["funnels"]:
         out.append(f"{funnel['funnel']}: {_count(funnel['entries'], 'entry', 'entries')}")
-        rows = [
-            [
-                row["stage"],
-                f"{row['entered']:,}",
-                f"{row['converted']:,}",
-                _percent(row["converted_rate"]),
-                f"{row['stalled']:,}",
-                f"{row['lost']:,}",
-                _duration(row["median_time_s"]),
-                f"{row['reached']:,}",
-                _percent(row["reach_rate"]),
-            ]
-            for row in funnel["stages"]
-        ]
-        widths = [max(len(cell) for cell in column) for column in zip(COLUMNS, *rows, strict=False)]
-        for cells in [list(COLUMNS), *rows]:
-            line = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-            out.append("  ".join(line).rstrip())
+        out.extend(_table(funnel["stages"]))
         if funnel["stage_order"] == "inferred":
             out.append("(no definition loaded for this funnel: stage order inferred from the records)")
         elif funnel["stages_not_in_definition"]:
             out.append(f"(stages not in the definition, placed last: {', '.join(funnel['stages_not_in_definition'])})")
         out.append(_planning(funnel["planning"]))
         out.append("")
+        if "by" in funnel:
+            out.extend(_render_by(funnel["funnel"], funnel["by"]))
     out.extend(_footnotes(figures["records"]))
     return "\n".join(out) + "\n"
+
+
+def _table(stages: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        [
+            row["stage"],
+            f"{row['entered']:,}",
+            f"{row['converted']:,}",
+            _percent(row["converted_rate"]),
+            f"{row['stalled']:,}",
+            f"{row['lost']:,}",
+            _duration(row["median_time_s"]),
+            f"{row['reached']:,}",
+            _percent(row["reach_rate"]),
+        ]
+        for row in stages
+    ]
+    return _aligned(COLUMNS, rows)
+
+
+def _aligned(columns: Sequence[str], rows: list[list[str]]) -> list[str]:
+    """Columns right-aligned under their headings, the first left-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=False)]
+    lines = []
+    for cells in [list(columns), *rows]:
+        line = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        lines.append("  ".join(line).rstrip())
+    return lines
+
+
+def _render_by(funnel: str, by: dict[str, Any]) -> list[str]:
+    name = by["breakdown"]
+    out = []
+    if by["left_out"]:
+        out.append(
+            f"({funnel} by {name}: {_count(by['left_out'], 'record')} left out: the transition into their stage "
+            "is not in the input)"
+        )
+    for item in by["values"]:
+        value = "(none)" if item["value"] is None else item["value"]
+        if name == "last_touch_type":
+            out.append(f"{funnel}, {name} {value}: {_count(item['dropoffs'], 'drop-off')}")
+            rows = [[row["stage"], f"{row['stalled']:,}", f"{row['lost']:,}"] for row in item["stages"]]
+            out.extend(_aligned(("stage", "stalled", "lost"), rows))
+        else:
+            out.append(f"{funnel}, {name} {value}: {_count(item['entries'], 'entry', 'entries')}")
+            out.extend(_table(item["stages"]))
+            out.append(_planning(item["planning"]))
+        out.append("")
+    return out
 
 
 def _planning(goal: dict[str, Any]) -> str:

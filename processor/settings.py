@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from processor import settingvalues as values
 from processor.definitions import PRESETS, load_funnels
 from processor.eventmapping import MappingError, load_mapping
-from processor.funnel.definition import DefinitionError
+from processor.funnel.definition import Breakdown, DefinitionError, breakdowns_of
 from processor.funnel.formats import FORMATS
 from processor.funnel.timefmt import parse_duration
 from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US
@@ -73,6 +73,16 @@ _VARS: dict[str, _Var] = {
         values.funnel_list,
         ",".join,
         meaning="the funnels to run, in order: preset names or definition file paths, comma-separated",
+    ),
+    "FUNNEL_BREAKDOWNS": _Var(
+        "breakdowns",
+        values.breakdowns,
+        values.breakdown_list,
+        values.breakdown_text,
+        meaning="what the presets' stage entries, exits and drop-offs are also counted by (a definition file names "
+        "its own): first_channel, first_campaign, trigger_channel, separated by ';', each with =value,value... "
+        "(channels default to organic, paid_search, email, direct, referral, social; campaigns must be listed); "
+        "off for none",
     ),
     **{
         f"FUNNEL_TOPIC_{name}": _Var(f"topic_{name.lower()}", values.topic, meaning=meaning)
@@ -263,6 +273,8 @@ class Settings:
 
     broker_url: str = "kafka://127.0.0.1:9092"
     funnels: tuple[str, ...] = PRESETS
+    # The presets' breakdowns (a definition file names its own); see processor/breakdowns.py.
+    breakdowns: tuple[Breakdown, ...] = breakdowns_of({"first_channel": None, "trigger_channel": None})
     topic_touchpoints: str = "touchpoints"
     topic_transitions: str = "funnel.transitions"
     topic_dropoffs: str = "funnel.dropoffs"

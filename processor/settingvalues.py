@@ -8,13 +8,16 @@ caller puts it in front of the message. Nothing here ever shows a secret's value
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from processor.funnel.definition import BREAKDOWNS, CHANNEL_BREAKDOWNS, Breakdown, breakdowns_of
 from processor.funnel.timefmt import US_PER_S, parse_duration
-from processor.funnel.touchpoint import NO_FUTURE_BOUND
+from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, NO_FUTURE_BOUND
+from processor.funnel.vocabulary import DEFAULT_CHANNELS, NONE, OTHER
 
 
 class Secret:
@@ -229,3 +232,71 @@ def tolerance(text: str) -> int:
 
 def tolerance_text(us: int) -> str:
     return OFF if us >= NO_FUTURE_BOUND else duration_text(us)
+
+
+# The same limits as the funnel-definition schema's breakdowns.
+MAX_BREAKDOWN_VALUES = 50
+_VALUE_CHARS = {"first_channel": MAX_CHANNEL, "first_campaign": MAX_CAMPAIGN, "trigger_channel": MAX_CHANNEL}
+
+
+def breakdowns(value: Any) -> tuple[Breakdown, ...]:
+    """Breakdowns held to the rules a definition file's are: known, once each, with at most
+    MAX_BREAKDOWN_VALUES distinct values of the touchpoint's length, none of them 'other' or 'none'."""
+    items = tuple(value) if isinstance(value, tuple | list) else None
+    if items is None or not all(isinstance(item, Breakdown) for item in items):
+        raise ValueError(f"{value!r} is not a list of breakdowns")
+    seen: set[str] = set()
+    for item in items:
+        if item.by not in BREAKDOWNS:
+            close = difflib.get_close_matches(item.by, BREAKDOWNS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(BREAKDOWNS)}"
+            raise ValueError(f"{item.by!r} is not a breakdown; {hint}")
+        if item.by in seen:
+            raise ValueError(f"{item.by} is named twice")
+        seen.add(item.by)
+        if not 0 < len(item.values) <= MAX_BREAKDOWN_VALUES:
+            raise ValueError(f"{item.by} takes 1 to {MAX_BREAKDOWN_VALUES} values, got {len(item.values)}")
+        for text in item.values:
+            if not isinstance(text, str) or not 0 < len(text) <= _VALUE_CHARS[item.by]:
+                raise ValueError(f"{item.by}: {text!r} is not a value of 1 to {_VALUE_CHARS[item.by]} characters")
+            if text in (OTHER, NONE):
+                raise ValueError(f"{item.by}: {text!r} is a label of its own (other values, missing values)")
+        if len(set(item.values)) != len(item.values):
+            raise ValueError(f"{item.by}: a value is listed twice")
+    return tuple(sorted(items, key=lambda item: BREAKDOWNS.index(item.by)))
+
+
+def breakdown_list(text: str) -> tuple[Breakdown, ...]:
+    """'first_channel;first_campaign=spring,autumn' -> breakdowns; 'off' -> none.
+
+    A breakdown alone takes its default values (channels: DEFAULT_CHANNELS); BY=v1,v2 names them.
+    """
+    if text.strip().lower() == OFF:
+        return ()
+    spec: dict[str, list[str] | None] = {}
+    for item in (part.strip() for part in text.split(";")):
+        if not item:
+            continue
+        by, equals, listed = item.partition("=")
+        by = by.strip()
+        if by in spec:
+            raise ValueError(f"{by} is named twice")
+        spec[by] = [v.strip() for v in listed.split(",") if v.strip()] if equals else None
+        if equals and not spec[by]:
+            raise ValueError(f"{by}= lists no values")
+    unknown = [by for by in spec if by not in BREAKDOWNS]
+    if unknown:
+        breakdowns([Breakdown(unknown[0], ())])  # raises, with a did-you-mean
+    if not spec:
+        raise ValueError(f"{text!r} names no breakdown: give {', '.join(BREAKDOWNS)} or '{OFF}'")
+    return breakdowns_of(spec)
+
+
+def breakdown_text(value: tuple[Breakdown, ...]) -> str:
+    """Breakdowns as breakdown_list reads them back."""
+    if not value:
+        return OFF
+    defaults = {by: DEFAULT_CHANNELS for by in CHANNEL_BREAKDOWNS}
+    return ";".join(
+        item.by if defaults.get(item.by) == item.values else f"{item.by}={','.join(item.values)}" for item in value
+    )

@@ -9,7 +9,8 @@ touchpoint falls exactly on it, so a file can end "now" and still be reproducibl
 yields.
 
 Each contact enters one funnel (chosen at random among the plans) at its first
-stage, then per stage: with the stage's conversion probability it moves on after an
+stage, then per stage: with the stage's conversion probability (times its channel's
+factor, when one is given for the channel of its first touchpoint) it moves on after an
 exponential delay (sometimes skipping a stage), otherwise it goes quiet or, at the
 lost rate, sends a lost touchpoint. Extra touchpoints that move nothing ("noise")
 and exact re-sends (duplicates) are mixed in. Every touchpoint is checked against the
@@ -22,10 +23,12 @@ import random
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from processor.funnel.definition import Funnel, Rule
 from processor.funnel.timefmt import format_time
+from processor.funnel.vocabulary import DEFAULT_CHANNELS
 
 SECOND_US = 1_000_000
 DAY_US = 86_400 * SECOND_US
@@ -78,6 +81,9 @@ class Config:
     noise_rate: float = 0.3  # chance of each further extra touchpoint in a stage visit
     skip_rate: float = 0.05  # a contact that moves on skips a stage
     contact_prefix: str = "c-"  # contact ids are this + a six-digit number
+    # Channel -> factor on every stage's conversion probability (capped at 1) for contacts whose first
+    # touchpoint came through that channel; other channels convert at the stage's own probability.
+    channel_conversion: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 # One entry per line: (occurred_at µs, generation order, body, is a re-send).
@@ -126,6 +132,10 @@ def generate(
         yield dict(body)  # the original precedes its re-send, so its id and time are already set
 
 
+def _or_one(factor: float | None) -> float:
+    return 1.0 if factor is None else factor
+
+
 def _order(entry: Entry) -> tuple[int, int]:
     return entry[0], entry[1]
 
@@ -166,6 +176,7 @@ class _Journey:
     stage: int = -1
     last_at: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    factor: float | None = None  # the conversion factor of its first touchpoint's channel, once it sent one
 
     def effect(self, body: dict[str, Any], extra: int = 0) -> tuple[int | None, bool]:
         """(stage it would move to, or None; whether it would lose the contact)."""
@@ -209,6 +220,8 @@ class _Simulation:
             entries.append((at, len(entries), body, True))
         journey.counts[body["type"]] = journey.counts.get(body["type"], 0) + 1
         journey.last_at = at
+        if journey.factor is None:
+            journey.factor = self.config.channel_conversion.get(body.get("channel") or "", 1.0)
 
     def walk(self, walkable: _Walkable, contact: str, at: int) -> None:
         rng, config, plan = self.rng, self.config, walkable.plan
@@ -221,7 +234,7 @@ class _Simulation:
             stage = journey.stage
             window_s = max(1, round(rng.expovariate(1.0) * plan.mean_delay_us[stage] / SECOND_US))
             due = at + window_s * SECOND_US
-            converts = stage < last and rng.random() < plan.conversion[stage]
+            converts = stage < last and rng.random() < min(1.0, plan.conversion[stage] * _or_one(journey.factor))
             self.noise(walkable, journey, contact, at, window_s)
             if not converts:
                 if funnel.lost and not funnel.terminal[stage] and rng.random() < config.lost_rate:
@@ -286,7 +299,7 @@ class _Simulation:
 
 
 # What touchpoints look like: channels, campaigns and properties by type.
-_CHANNELS = ("organic", "paid_search", "email", "direct", "referral", "social")
+_CHANNELS = DEFAULT_CHANNELS  # what a channel breakdown shows by default
 _CHANNEL_CUM = (0.28, 0.50, 0.68, 0.82, 0.92, 1.0)
 _TYPE_CHANNELS = {
     "ad_impression": ("paid_search", "social"),

@@ -113,6 +113,15 @@ def register(subparsers: Any) -> None:
         metavar="[FUNNEL:]STAGE=DURATION",
         help="mean time in STAGE before moving on (default 40%% of its stall_after, else 2d)",
     )
+    parser.add_argument(
+        "--channel-conversion",
+        action="append",
+        default=[],
+        type=_channel_factor,
+        metavar="CHANNEL=FACTOR",
+        help="contacts whose first touchpoint came through CHANNEL move on at FACTOR times each stage's "
+        "probability (at most 1); repeatable, one channel each (default: every channel alike)",
+    )
     defaults = Config(seed=0, contacts=1)
     for name, help_text in (
         ("lost-rate", "a contact that does not move on sends a lost touchpoint"),
@@ -131,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
     funnels = funnels_from(args)
     try:
         plans = _plans(funnels, args.conversion, args.delay)
+        channels = [channel for channel, _ in args.channel_conversion]
+        if len(set(channels)) != len(channels):
+            raise ValueError("--channel-conversion names a channel twice")
         shape = _shaper(args.format, args.mapping)
     except (ValueError, MappingError) as exc:
         print(f"funnel-processor simulate: {exc}", file=sys.stderr)
@@ -145,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         noise_rate=args.noise_rate,
         skip_rate=args.skip_rate,
         contact_prefix=args.contact_prefix,
+        channel_conversion=dict(args.channel_conversion),
     )
     if args.start is not None:
         touchpoints = generate(plans, config, start_us=args.start)
@@ -286,6 +299,17 @@ def _stage_duration(text: str) -> StageSetting:
         return funnel, stage, parse_duration(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _channel_factor(text: str) -> tuple[str, float]:
+    channel, sep, factor = text.partition("=")
+    try:
+        value = float(factor) if sep and channel else -1.0
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected CHANNEL=FACTOR with a factor of 0 or more, got {text!r}")
+    return channel, value
 
 
 def _probability(text: str) -> float:

@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     notice = query_access(settings).notice
     if notice is not None:
         print(f"funnel-processor worker: {notice}", file=sys.stderr, flush=True)
-    funnels = load_funnels(settings.funnels)
+    funnels = load_funnels(settings.funnels, settings.breakdowns)
     try:
         problems = kafkaio.check_partitions(settings)
     except kafkaio.BrokerUnavailable as exc:

@@ -49,6 +49,8 @@ OUT = ROOT / "out"
 DATA = OUT / "demo-data"  # the worker's data dir, wiped at every start
 PRESETS = ("b2b-sales", "aida", "customer-journey", "quote-to-deal")
 FUNNEL_ARGS = [arg for name in PRESETS for arg in ("--funnel", name)]
+# Contacts who first came by referral convert better, by paid search worse: the breakdown panels show it.
+CHANNEL_ARGS = ["--channel-conversion", "referral=1.6", "--channel-conversion", "paid_search=0.6"]
 CLI = [sys.executable, "-m", "processor"]
 FIRST_SEED = 2026
 WEB_PORT = 6066
@@ -117,8 +119,8 @@ class Feeder:
         if end > start:  # else no second has passed since the last batch: nothing new enters
             self.batches += 1
             seed = FIRST_SEED + self.batches - 1
-            command = [*CLI, "simulate", *FUNNEL_ARGS, "--contacts", str(self.contacts), "--seed", str(seed)]
-            command += ["--start", format_time(start), "--days", f"{(end - start) / DAY_US:.9f}"]
+            command = [*CLI, "simulate", *FUNNEL_ARGS, *CHANNEL_ARGS, "--contacts", str(self.contacts)]
+            command += ["--seed", str(seed), "--start", format_time(start), "--days", f"{(end - start) / DAY_US:.9f}"]
             command += ["--contact-prefix", f"b{self.batches}-", "--output", "-"]
             child = self.children.start("simulator", command, self.env)
             assert child.process.stdout is not None
@@ -246,7 +248,8 @@ def run(args: argparse.Namespace, children: Children) -> None:
     say(f"  PID {worker.pid}: ready after {wait_ready(worker, children.signals):.1f} s")
     say(
         f"Every {args.interval:g} s, {args.contacts_per_batch} new contacts for {', '.join(PRESETS)}:\n"
-        f"$ funnel-processor simulate {' '.join(FUNNEL_ARGS)} --contacts {args.contacts_per_batch} "
+        f"$ funnel-processor simulate {' '.join(FUNNEL_ARGS)} {' '.join(CHANNEL_ARGS)} "
+        f"--contacts {args.contacts_per_batch} "
         "--seed 2026+N --start <where batch N-1 ended> --days <its window> --contact-prefix bN- --output -\n"
         f"  produced to {settings.topic_touchpoints} keyed by contact_id, in event-time order, none before its time.\n"
         f"Event time starts {HISTORY_US // DAY_US} days back and runs {BATCH_SPAN_US // DAY_US} days per batch "

@@ -5,9 +5,12 @@ A state is written as one compact JSON array (orjson):
     [version, first, recent, last_at, counts, seen_ids, seen_at, positions]
 
 touches as [type, channel, campaign, at]; positions as {funnel: [stage, entered_at,
-entry_at, dropped, sequence]}. Stage positions are indexes, so a funnel whose stage
-list changes must get a new name. Times are integers (microseconds); the canonical
-text of a touch's time is rebuilt on load, not stored.
+entry_at, dropped, sequence, trigger_channel]}. Stage positions are indexes, so a funnel
+whose stage list changes must get a new name. Times are integers (microseconds); the
+canonical text of a touch's time is rebuilt on load, not stored.
+
+Version 1 had no trigger_channel in its positions; it is still read (the channel that
+opened those stage visits is unknown: None), and written back as version 2.
 
 Every part of a state is bounded, so its encoding is: `max_state_bytes` gives the
 limit for a set of funnels (strings at their longest and all control characters,
@@ -26,7 +29,8 @@ from processor.funnel.journey import RECENT, ContactState, Limits, Position, Tou
 from processor.funnel.timefmt import MAX_US, MIN_US, format_time
 from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, MAX_TYPE
 
-VERSION = 1
+VERSION = 2
+_READS = (1, 2)  # version 1: positions without trigger_channel
 
 
 class StateDecodeError(ValueError):
@@ -52,7 +56,10 @@ def encode_state(state: ContactState) -> bytes:
             state.counts,
             state.seen_ids,
             state.seen_at,
-            {name: [p.stage, p.entered_at, p.entry_at, p.dropped, p.sequence] for name, p in state.positions.items()},
+            {
+                name: [p.stage, p.entered_at, p.entry_at, p.dropped, p.sequence, p.trigger_channel]
+                for name, p in state.positions.items()
+            },
         ]
     )
 
@@ -60,8 +67,8 @@ def encode_state(state: ContactState) -> bytes:
 def decode_state(data: bytes) -> ContactState:
     try:
         version, first, recent, last_at, counts, seen_ids, seen_at, positions = orjson.loads(data)
-        if version != VERSION:
-            raise StateDecodeError(f"state version {version!r}, this build reads {VERSION}")
+        if version not in _READS:
+            raise StateDecodeError(f"state version {version!r}, this build reads {' and '.join(map(str, _READS))}")
         return ContactState(
             _load_touch(first),
             tuple(_load_touch(t) for t in recent),
@@ -86,8 +93,9 @@ def max_state_bytes(funnels: Sequence[Funnel], limits: Limits) -> int:
     """The most bytes `encode_state` can write for a contact of these funnels.
 
     Every touch kept (the first, the last RECENT) at the touchpoint schema's longest type,
-    channel and campaign; the dedup memory full; every funnel entered; counts at their caps;
-    sequences at 2 x stages (each stage is entered once at most, with one drop-off at most).
+    channel and campaign, and so every position's trigger channel; the dedup memory full;
+    every funnel entered; counts at their caps; sequences at 2 x stages (each stage is
+    entered once at most, with one drop-off at most).
     """
 
     def text(chars: int) -> int:
@@ -102,7 +110,7 @@ def max_state_bytes(funnels: Sequence[Funnel], limits: Limits) -> int:
         [
             len(orjson.dumps(f.name))
             + 1
-            + joined([len(str(len(f.stages) - 1)), _TIME, _TIME, 5, len(str(2 * len(f.stages)))])
+            + joined([len(str(len(f.stages) - 1)), _TIME, _TIME, 5, len(str(2 * len(f.stages))), text(MAX_CHANNEL)])
             for f in funnels
         ]
     )

@@ -126,14 +126,16 @@ def from_segment(doc: Any, mapping: EventMapping = DEFAULT_MAPPING) -> Touchpoin
     channel, campaign_name = _channel(campaign, "medium", "source", "name", "context.campaign.", mapping)
     properties = _object(doc, "properties", "properties")
     page = _object(context, "page", "context.page")
-    path = None if page is None else _text(page, "path", None, where="context.page.")
-    if call == "track":
-        kind = _type(mapping, _text(doc, "event", None, required=True), "event")
+    path = None if page is None else _text(page, "path", None, empty_is_absent=True, where="context.page.")
+    track = call == "track"  # `event` names a track call; in the others it is checked, as the schema does, not used
+    name = _text(doc, "event", None, required=track, empty_is_absent=not track)
+    if track:
+        kind = _type(mapping, name, "event")
     else:
         kind = "page_view"
-        for name, value in (("path", path), ("name", _text(doc, "name", None))):
-            if value is not None and (properties is None or name not in properties):
-                properties = {**(properties or {}), name: value}
+        for field, value in (("path", path), ("name", _text(doc, "name", None, empty_is_absent=True))):
+            if value is not None and (properties is None or field not in properties):
+                properties = {**(properties or {}), field: value}
     return Touchpoint(event_id, contact, kind, at, when, channel, campaign_name, properties)
 
 

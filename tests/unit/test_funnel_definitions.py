@@ -96,7 +96,8 @@ REFUSED = {
     "unknown-top-level-field": (
         {"colour": "teal"},
         "colour",
-        r"^unknown field; the fields here are name, description, stages, rules, lost, stall_after, terminal$",
+        r"^unknown field; the fields here are name, description, stages, rules, lost, stall_after, terminal, "
+        r"breakdowns$",
     ),
     # A misspelt field gets a did-you-mean, as a misspelt FUNNEL_* variable does.
     "misspelt-top-level-field": (
@@ -140,6 +141,32 @@ REFUSED = {
         "stall_after",
         r"^'Visitor' is not a stage name",
     ),
+    # Breakdowns (schema 1-1-0): known ones, bounded value lists, no reserved label listed.
+    "unknown-breakdown": (
+        {"breakdowns": {"first_chanel": {}}},
+        "breakdowns.first_chanel",
+        r"^unknown field; did you mean 'first_channel'\?$",
+    ),
+    "campaign-breakdown-without-values": (
+        {"breakdowns": {"first_campaign": {}}},
+        "breakdowns.first_campaign",
+        r"'values' is a required property",
+    ),
+    "breakdown-listing-other": (
+        {"breakdowns": {"trigger_channel": {"values": ["email", "other"]}}},
+        "breakdowns.trigger_channel.values[1]",
+        r"^'other' is a label of its own \(any other value, a missing value\): do not list it$",
+    ),
+    "breakdown-listing-a-value-twice": (
+        {"breakdowns": {"first_channel": {"values": ["email", "email"]}}},
+        "breakdowns.first_channel.values",
+        r"non-unique",
+    ),
+    "breakdown-with-51-values": (
+        {"breakdowns": {"first_channel": {"values": [f"c{n}" for n in range(51)]}}},
+        "breakdowns.first_channel.values",
+        r"too long",
+    ),
 }
 
 
@@ -155,6 +182,18 @@ def test_refusal_names_the_file_the_field_and_the_problem(
     assert message.startswith(str(path))
     assert where in message
     assert error.problem in message
+
+
+def test_breakdowns_are_read_in_one_order_and_a_channel_breakdown_has_default_values(tmp_path: Path) -> None:
+    spec = {"trigger_channel": {"values": ["web", "sales"]}, "first_channel": {}, "first_campaign": {"values": ["q3"]}}
+    funnel = load_file(write(tmp_path, funnel_doc(breakdowns=spec)))
+    assert [(b.by, b.values) for b in funnel.breakdowns] == [
+        ("first_channel", ("organic", "paid_search", "email", "direct", "referral", "social")),
+        ("first_campaign", ("q3",)),
+        ("trigger_channel", ("web", "sales")),
+    ]
+    assert funnel.breakdowns[2].labels == ("web", "sales", "other", "none")
+    assert load_file(write(tmp_path, funnel_doc())).breakdowns == ()
 
 
 def test_every_duration_form_the_error_names_is_accepted(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from processor.definitions import PRESET_DIR, PRESETS
+from processor.definitions import PRESET_DIR, PRESETS, load_funnels
+from processor.funnel.definition import Breakdown
 from processor.funnel.timefmt import parse_time
 from processor.settings import ENV_VARS, Secret, Settings, SettingsError
 
@@ -85,6 +86,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SSL_KEY_PASSWORD": KEY_PASSWORD,
         "BROKER_URL": "kafka://k1:9093;k2:9094",
         "FUNNELS": "aida, quote-to-deal",
+        "BREAKDOWNS": "trigger_channel=web,sales; first_campaign=spring",
         "TOPIC_TOUCHPOINTS": "tp",
         "TOPIC_TRANSITIONS": "tr",
         "TOPIC_DROPOFFS": "dr",
@@ -120,6 +122,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     expected = Settings(
         broker_url="kafka://k1:9093;k2:9094",
         funnels=("aida", "quote-to-deal"),
+        breakdowns=(Breakdown("first_campaign", ("spring",)), Breakdown("trigger_channel", ("web", "sales"))),
         topic_touchpoints="tp",
         topic_transitions="tr",
         topic_dropoffs="dr",
@@ -232,10 +235,48 @@ def test_broker_url_forms(url: str, hosts: list[str]) -> None:
         ({"FUNNELS": "aida,aida"}, "FUNNEL_FUNNELS: aida: name: funnel 'aida' is configured twice"),
         ({"FUNNELS": " , "}, "FUNNEL_FUNNELS: ',' names no funnels"),
         (sasl() | {"SASL_MECHANISM": "GSSAPI"}, "FUNNEL_SASL_MECHANISM: 'GSSAPI' is not one of PLAIN, SCRAM-SHA-256"),
+        (
+            {"BREAKDOWNS": "first_chanel"},
+            "FUNNEL_BREAKDOWNS: 'first_chanel' is not a breakdown; did you mean 'first_ch",
+        ),
+        ({"BREAKDOWNS": "last_touch_type"}, "FUNNEL_BREAKDOWNS: 'last_touch_type' is not a breakdown; choose from "),
+        ({"BREAKDOWNS": "first_campaign"}, "FUNNEL_BREAKDOWNS: first_campaign needs its values listed"),
+        ({"BREAKDOWNS": "trigger_channel=email,none"}, "FUNNEL_BREAKDOWNS: trigger_channel: 'none' is a label of"),
+        ({"BREAKDOWNS": "first_channel=a,b,a"}, "FUNNEL_BREAKDOWNS: first_channel: a value is listed twice"),
+        ({"BREAKDOWNS": "first_channel;first_channel=a"}, "FUNNEL_BREAKDOWNS: first_channel is named twice"),
+        ({"BREAKDOWNS": "first_channel="}, "FUNNEL_BREAKDOWNS: first_channel= lists no values"),
+        ({"BREAKDOWNS": "first_channel=" + "c" * 65}, "FUNNEL_BREAKDOWNS: first_channel: 'ccc"),
+        ({"BREAKDOWNS": "first_channel=" + ",".join(map(str, range(51)))}, "FUNNEL_BREAKDOWNS: first_channel takes"),
+        ({"BREAKDOWNS": " ; "}, "FUNNEL_BREAKDOWNS: ';' names no breakdown"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(env: dict[str, str], expected: str) -> None:
     assert refusal(**env).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["first_channel;trigger_channel", "off", "first_channel=a,b;first_campaign=spring,autumn", "trigger_channel=web"],
+)
+def test_breakdowns_print_as_they_are_read(text: str) -> None:
+    settings = from_env(BREAKDOWNS=text)
+    assert f"FUNNEL_BREAKDOWNS = {text}" in settings.describe()
+    assert from_env(BREAKDOWNS=text.replace(";", " ; ")) == settings
+
+
+def test_the_presets_get_the_breakdowns_setting_and_a_definition_file_keeps_its_own(tmp_path: Path) -> None:
+    default = Settings()
+    assert [(b.by, b.values) for b in default.breakdowns] == [
+        ("first_channel", ("organic", "paid_search", "email", "direct", "referral", "social")),
+        ("trigger_channel", ("organic", "paid_search", "email", "direct", "referral", "social")),
+    ]
+    doc: dict[str, Any] = orjson.loads((PRESET_DIR / "aida.json").read_bytes())
+    mine = tmp_path / "mine.json"
+    mine.write_bytes(orjson.dumps({**doc, "name": "mine", "breakdowns": {"first_campaign": {"values": ["spring"]}}}))
+    aida, own = load_funnels(["aida", str(mine)], default.breakdowns)
+    assert aida.breakdowns == default.breakdowns
+    assert own.breakdowns == (Breakdown("first_campaign", ("spring",)),)
+    assert load_funnels(["aida"])[0].breakdowns == ()
 
 
 def test_topic_names_at_the_kafka_limits() -> None:
