@@ -50,9 +50,11 @@ from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_n
 from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
 from processor.journeyentry import Layout
 from processor.journeystore import Entry, JourneyStore, Stored, stored_by_partition
+from processor.kafkaio import input_topic
 from processor.metrics import FunnelMetrics
 from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.settings import Settings
+from processor.sourcemarks import SourceMarks, origin
 from processor.stagecounts import StageCounts
 from processor.tablewrites import BatchedTable
 
@@ -102,12 +104,17 @@ class JourneyAgent:
         self.app, self.settings, self.funnels = app, settings, tuple(funnels)
         self.limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.source = app.topic(settings.topic_touchpoints, settings.topic_ticks, **raw)
+        # Touchpoints keyed by contact: the input itself, or its copy re-keyed by processor/rekey.py.
+        self.input_topic = input_topic(settings)
+        self.source = app.topic(self.input_topic, settings.topic_ticks, **raw)
         self.ticks = app.topic(settings.topic_ticks, partitions=settings.partitions, **raw)
         # Tables take no serializer arguments in faust 0.15.3: bytes types mean raw.
         table: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
         self.journeys = app.Table("journeys", **table)
         self.clocks = app.Table("clocks", **table)
+        # Re-keyed input: the source records applied per partition, so a copy is never applied twice.
+        self.marks = SourceMarks(self.clocks) if settings.rekeyed else None
+        self.upstream: Any = None  # the re-keying step (processor/rekey.py), if this worker runs one
         self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
         self._layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
         self.stores: dict[int, JourneyStore] = {}
@@ -141,7 +148,7 @@ class JourneyAgent:
         records = self._acker = stream.noack()
         assert isinstance(records.channel, ChannelT)
         waiting = records.channel.queue  # records Faust has fetched and this stream not yet taken
-        touchpoints = self.settings.topic_touchpoints
+        touchpoints = self.input_topic
         await self.outbox.start()
         # The cyclic GC kept rescanning Faust's and the cache's long-lived objects: about a
         # quarter of the agent's own time per touchpoint. What exists now is kept for good
@@ -284,8 +291,10 @@ class JourneyAgent:
             return
         engine = self.engine_for(partition)
         store = self.stores[partition]
-        if store.applied(tp.contact_id, message.offset):
-            # Delivered again after a crash, already applied before it: move the clock only.
+        source = None if self.marks is None else origin(message)
+        copy = source is not None and self.marks is not None and self.marks.applied(partition, source)
+        if copy or store.applied(tp.contact_id, message.offset):
+            # Delivered again after a crash (or re-keyed twice), already applied before it: move the clock only.
             self.metrics.redelivered.inc()
             outputs = engine.advance_to(tp.at)
         else:
@@ -297,6 +306,8 @@ class JourneyAgent:
                 self.metrics.duplicates.inc()
             if engine.late > late:
                 self.metrics.late.inc()
+        if source is not None and self.marks is not None:
+            self.marks.note(partition, source)
         clock = self.partition_clocks[partition]
         now = time.time()
         if clock.latest is None or tp.at > clock.latest:
@@ -316,8 +327,11 @@ class JourneyAgent:
             self.clocks[b"%d" % partition] = orjson.dumps(clock.saved)
 
     async def _caught_up(self, partition: int, clock: PartitionClock) -> bool:
-        """No touchpoint waiting in this partition (else the clock must not run ahead of it)."""
-        tp = TP(self.settings.topic_touchpoints, partition)
+        """No touchpoint waiting in this partition (else the clock must not run ahead of it), nor, on a
+        re-keyed input, in the source partitions this worker re-keys."""
+        if self.upstream is not None and not self.upstream.caught_up():
+            return False
+        tp = TP(self.input_topic, partition)
         try:
             highwater = self.app.consumer.highwater(tp)
             # Nothing processed since this worker took the partition: where it reads next.
@@ -357,6 +371,10 @@ class JourneyAgent:
         written = await self.outbox.delivered()  # the states' changelog records
         for changelog in self._changelogs.values():
             changelog.persisted(written)
+        if self.marks is not None:  # after the states: a mark never claims more than they hold
+            for partition, event in batch.last_of.items():
+                with acting_for(event):
+                    self.marks.save(partition)
         acker = self._acker
         assert acker is not None
         for event in batch.records:
@@ -380,6 +398,8 @@ class JourneyAgent:
             store = self.stores[partition] = JourneyStore(table, self._layout, cache=self._cache)
             engine = self.engines[partition] = Engine(self.funnels, store, self.limits, attributed=True)
             clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
+            if self.marks is not None:
+                self.marks.load(partition)
             saved = self.clocks.get(b"%d" % partition)
             if saved is not None:
                 # Only the idle clock starts from the saved time. The engine's event clock
@@ -419,18 +439,20 @@ class JourneyAgent:
         self.metrics.event_time_lag.set(max(lags, default=0.0))
         now = orjson.dumps(time.time())
         for tp in self.app.assignor.assigned_actives():
-            if tp.topic == self.settings.topic_touchpoints:
+            if tp.topic == self.input_topic:
                 await self.ticks.send(value=now, partition=tp.partition)
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
-            if tp.topic == self.settings.topic_touchpoints:
+            if tp.topic == self.input_topic:
                 self.engines.pop(tp.partition, None)
                 self.stores.pop(tp.partition, None)
                 self._changelogs.pop(tp.partition, None)
                 self.partition_clocks.pop(tp.partition, None)
                 self.stage_counts.drop(tp.partition)
+                if self.marks is not None:
+                    self.marks.drop(tp.partition)
         self._cache.clear()
         self._read_to.clear()
         self._contacts_by_partition = None

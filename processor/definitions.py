@@ -69,11 +69,12 @@ def _explain(error: ValidationError) -> tuple[str, str]:
         allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         unknown = next((name for name in error.instance if name not in allowed), None)
         if unknown is not None:
-            return field_path([*error.absolute_path, unknown]), _unknown_field(unknown, allowed)
+            return field_path([*error.absolute_path, unknown]), unknown_field(unknown, allowed)
     return where, error.message
 
 
-def _unknown_field(name: str, allowed: dict[str, Any]) -> str:
+def unknown_field(name: str, allowed: dict[str, Any]) -> str:
+    """What to say of an unknown field: the closest allowed one, else the list."""
     known = [field for field in allowed if field != "$schema"]
     close = difflib.get_close_matches(name, known, n=1)
     return (

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 MAX_BATCH_BYTES = 512 * 1024  # a record batch of one partition (a dead letter can be ~90 KiB)
+Headers = list[tuple[str, bytes]]
 
 
 def default_partition(key: bytes, partitions: int) -> int:
@@ -89,6 +90,23 @@ class KafkaOutbox:
         if full is not None:
             self._full.append((slot, full))
 
+    async def put_in_order(
+        self, topic: str, partition: int, key: bytes, value: bytes, timestamp_ms: int | None, headers: Headers
+    ) -> None:
+        """Queue one record for this partition, with its own timestamp and headers, and never two
+        batches of a partition in flight at once: when the partition's batch is full, everything
+        handed over so far is delivered first. So a later batch never lands while an earlier one
+        failed, and the partition's records reach Kafka in order with no gap (processor/rekey.py)."""
+        slot = (topic, partition)
+        record = {"timestamp": timestamp_ms, "key": key, "value": value, "headers": headers}
+        batch = self._open.get(slot)
+        if batch is not None and batch.append(**record) is not None:
+            return
+        if batch is not None:
+            await self.delivered()
+        batch = self._open[slot] = self.producer.create_batch()
+        batch.append(**record)  # an empty batch takes any record, even a larger one
+
     def _add(self, slot: tuple[str, int], key: bytes | None, value: bytes) -> Any:
         """Append to the slot's open batch; returns the batch it filled, if one filled up."""
         batch = self._open.get(slot)
@@ -143,6 +161,18 @@ class FaustOutbox:
 
     def append(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
         raise TypeError("with exactly_once, tables write through Faust")
+
+    async def put_in_order(
+        self, topic: str, partition: int, key: bytes, value: bytes, timestamp_ms: int | None, headers: Headers
+    ) -> None:
+        """Through Faust's producer, in its transaction; Faust's topic sends keep a partition's order."""
+        channel = self._topics.get(topic)
+        if channel is None:
+            channel = self._topics[topic] = self.app.topic(topic, key_serializer="raw", value_serializer="raw")
+        timestamp = None if timestamp_ms is None else timestamp_ms / 1000
+        self._sent.append(
+            await channel.send(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        )
 
     async def delivered(self) -> dict[tuple[str, int], int]:
         sent, self._sent = self._sent, []

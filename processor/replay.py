@@ -1,5 +1,9 @@
 """`funnel-processor replay`: a touchpoint file through the core, outputs as JSONL.
 
+With --input-format segment or snowplow the lines are Segment or Snowplow events, turned
+into touchpoints as the worker turns them (processor/funnel/formats.py, with --mapping);
+Segment's identify, alias and group calls are counted in the summary and passed over.
+
 The replay is the reference the worker is held to: same input, same outputs. It uses
 the event-time clock alone, then fires what is due at --until. Like the worker, it
 refuses a touchpoint dated more than a tolerance after its arrival (future_timestamp):
@@ -13,9 +17,10 @@ import argparse
 import gc
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,11 +28,13 @@ import orjson
 
 from processor.cliargs import add_funnel_options, duration, funnels_from, future_tolerance, timestamp
 from processor.deadletter import dead_letter, file_source
+from processor.eventmapping import MappingError, load_mapping
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
+from processor.funnel.formats import FORMATS, Skipped, decoder
 from processor.funnel.journey import Limits
 from processor.funnel.timefmt import format_time
-from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US, Invalid, check_not_ahead, decode
+from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US, Invalid, Touchpoint, check_not_ahead, decode
 
 _FLUSH_EVERY = 4096
 
@@ -43,6 +50,7 @@ class ReplayStats:
     outputs: int = 0
     duplicates: int = 0
     late: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # records of a known kind that are no touchpoint
 
     def summary(self) -> str:
         """The one line printed on stderr at the end of a replay."""
@@ -50,6 +58,9 @@ class ReplayStats:
             f"{_count(self.touchpoints, 'touchpoint')} read, {_count(self.outputs, 'output')} written, "
             f"{_count(self.dead_letters, 'dead letter')}, {_count(self.duplicates, 'duplicate')}"
         )
+        if self.skipped:
+            kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(self.skipped.items()))
+            text += f", {sum(self.skipped.values()):,} skipped ({kinds})"
         return text + (f", {self.late:,} late (out of event-time order)" if self.late else "")
 
 
@@ -67,8 +78,11 @@ def run_replay(
     limits: Limits | None = None,
     now: int | None = None,
     future_tolerance: int = DEFAULT_FUTURE_TOLERANCE_US,
+    decode: Callable[[bytes], Touchpoint] = decode,
 ) -> ReplayStats:
     """Replay touchpoint lines; write outputs to `out`, dead letters to `errors`.
+
+    `decode` reads a line in the input's format (processor/funnel/formats.py `decoder`).
 
     With `now` (µs), a touchpoint dated more than `future_tolerance` after it is
     dead-lettered as future_timestamp and changes nothing; without, none is.
@@ -76,7 +90,7 @@ def run_replay(
     than `until`.
     """
     with _collector_paused():
-        return _replay(lines, source, funnels, out, errors, until, limits, now, future_tolerance)
+        return _replay(lines, source, funnels, out, errors, until, limits, now, future_tolerance, decode)
 
 
 @contextmanager
@@ -106,6 +120,7 @@ def _replay(
     limits: Limits | None,
     now: int | None,
     future_tolerance: int,
+    decode: Callable[[bytes], Touchpoint],
 ) -> ReplayStats:
     engine = Engine(funnels, limits=limits)
     stats = ReplayStats()
@@ -119,6 +134,9 @@ def _replay(
             tp = decode(record)
             if now is not None:
                 check_not_ahead(tp, now, future_tolerance)
+        except Skipped as skipped:
+            stats.skipped[skipped.kind] += 1
+            continue
         except Invalid as bad:
             stats.dead_letters += 1
             letter = dead_letter(bad.reason, bad.detail, record, file_source(source, number))
@@ -161,7 +179,7 @@ def _open_input(path: str) -> Iterator[BinaryIO]:
             yield handle
 
 
-def _latest_time(path: str, now: int, future_tolerance: int) -> int | None:
+def _latest_time(path: str, now: int, future_tolerance: int, decode: Callable[[bytes], Touchpoint]) -> int | None:
     """The largest occurred_at of the touchpoints a replay accepts (for refusing an early --until up front)."""
     latest = None
     with _open_input(path) as handle:
@@ -169,7 +187,7 @@ def _latest_time(path: str, now: int, future_tolerance: int) -> int | None:
             try:
                 tp = decode(line.rstrip(b"\n"))
                 check_not_ahead(tp, now, future_tolerance)
-            except Invalid:
+            except (Invalid, Skipped):
                 continue
             at = tp.at
             latest = at if latest is None or at > latest else latest
@@ -183,8 +201,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.input != "-" and not Path(args.input).is_file():
         print(f"funnel-processor replay: no such input file: {args.input}", file=sys.stderr)
         return 2
+    if args.mapping is not None and args.input_format == "touchpoint":
+        print("funnel-processor replay: --mapping applies only to --input-format segment or snowplow", file=sys.stderr)
+        return 2
+    try:
+        read = decoder(args.input_format, load_mapping(args.mapping))
+    except MappingError as exc:
+        print(f"funnel-processor replay: --mapping: {exc}", file=sys.stderr)
+        return 2
     if args.until is not None and args.input != "-":
-        latest = _latest_time(args.input, now, args.future_tolerance)
+        latest = _latest_time(args.input, now, args.future_tolerance, read)
         if latest is not None and args.until < latest:
             print(
                 f"funnel-processor replay: --until {format_time(args.until)} is earlier than the input's "
@@ -204,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
                 limits,
                 now,
                 args.future_tolerance,
+                read,
             )
     except UntilTooEarly as exc:
         sys.stdout.flush()
@@ -224,7 +251,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "then one summary line (not JSON): touchpoints read, outputs written, dead letters, duplicates.",
     )
     add_funnel_options(parser, default_all=False)
-    parser.add_argument("--input", required=True, metavar="FILE", help="touchpoint JSONL file, or '-' for stdin")
+    parser.add_argument("--input", required=True, metavar="FILE", help="JSONL file, or '-' for stdin")
+    parser.add_argument(
+        "--input-format",
+        choices=FORMATS,
+        default="touchpoint",
+        help="the lines' shape: touchpoints (the default), Segment-spec events (also RudderStack's), or Snowplow "
+        "enriched events as JSON; as the worker's FUNNEL_INPUT_FORMAT",
+    )
+    parser.add_argument(
+        "--mapping",
+        default=None,
+        metavar="PATH",
+        help="event mapping file for segment and snowplow (schemas/event-mapping): event names to types, UTM "
+        "rules to channels; as the worker's FUNNEL_INPUT_MAPPING (default: names in normal form, default rules)",
+    )
     parser.add_argument(
         "--until",
         type=timestamp,

@@ -28,6 +28,9 @@ CURRENT = {
     "dropoff": "1-0-0",
     "deadletter": "1-0-1",  # 1-0-1: the reason future_timestamp
     "funnel-definition": "1-1-0",  # 1-1-0: breakdowns
+    "event-mapping": "1-0-0",  # the input formats' event names and channel rules
+    "segment-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=segment
+    "snowplow-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=snowplow
 }
 
 

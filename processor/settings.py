@@ -20,7 +20,9 @@ from typing import Any, ClassVar
 
 from processor import settingvalues as values
 from processor.definitions import PRESETS, load_funnels
+from processor.eventmapping import MappingError, load_mapping
 from processor.funnel.definition import Breakdown, DefinitionError, breakdowns_of
+from processor.funnel.formats import FORMATS
 from processor.funnel.timefmt import parse_duration
 from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US
 from processor.settingvalues import Check, Secret
@@ -36,6 +38,7 @@ GUARANTEES = ("at_least_once", "exactly_once")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+KEYINGS = ("contact", "any")  # FUNNEL_INPUT_KEYED: read directly, or re-keyed by contact (processor/rekey.py)
 
 
 class SettingsError(ValueError):
@@ -54,7 +57,7 @@ class _Var:
 
 
 _TOPICS = {
-    "TOUCHPOINTS": "input: touchpoints keyed by contact_id",
+    "TOUCHPOINTS": "input: records in FUNNEL_INPUT_FORMAT (touchpoints keyed by contact_id, by default)",
     "TRANSITIONS": "output: stage transitions",
     "DROPOFFS": "output: drop-offs",
     "DEADLETTER": "refused records, with their reason and source",
@@ -85,6 +88,26 @@ _VARS: dict[str, _Var] = {
         f"FUNNEL_TOPIC_{name}": _Var(f"topic_{name.lower()}", values.topic, meaning=meaning)
         for name, meaning in _TOPICS.items()
     },
+    "FUNNEL_INPUT_FORMAT": _Var(
+        "input_format",
+        values.one_of(*FORMATS),
+        meaning="the input's records: touchpoint, segment (Segment's spec, also RudderStack's) or snowplow "
+        "(enriched events as the Analytics SDKs write them in JSON)",
+    ),
+    "FUNNEL_INPUT_KEYED": _Var(
+        "input_keyed",
+        lambda value: "" if value == "" else values.one_of(*KEYINGS)(value),
+        meaning="contact: the input is keyed by contact_id and read directly; any: keyed any way, and re-keyed by "
+        "contact through {app_id}-touchpoints-by-contact (default: contact for touchpoint, any for the other "
+        "formats, which are always re-keyed)",
+    ),
+    "FUNNEL_INPUT_MAPPING": _Var(
+        "input_mapping",
+        values.optional(values.existing_file),
+        Path,
+        meaning="event mapping file (JSON, schemas/event-mapping) for segment and snowplow: event names to "
+        "touchpoint types, UTM medium and source to channels (default: names in normal form, the default rules)",
+    ),
     "FUNNEL_APP_ID": _Var(
         "app_id",
         values.topic,
@@ -257,6 +280,11 @@ class Settings:
     topic_dropoffs: str = "funnel.dropoffs"
     topic_deadletter: str = "funnel.deadletter"
     topic_ticks: str = "funnel-processor-ticks"  # internal clock ticks, co-partitioned with touchpoints
+    # The input's records, and whether they are keyed by contact_id ("contact") or re-keyed by contact
+    # through an internal topic first ("any"; always for segment and snowplow): processor/rekey.py.
+    input_format: str = "touchpoint"
+    input_keyed: str = ""  # "" = derived from input_format
+    input_mapping: Path | None = None  # event names and channel rules of segment and snowplow
     app_id: str = "funnel-processor"  # consumer group and table changelog prefix
     partitions: int = 8
     replication_factor: int = 1
@@ -329,6 +357,7 @@ class Settings:
             host = socket.gethostname() if self.web_bind in _WILDCARD_BINDS else self.web_bind
             object.__setattr__(self, "web_host", host)
         self._check_topics_distinct()
+        self._check_input()
         self._check_security()
         self._check_web_access()
         if self.batch_wait_s * 2 >= self.session_timeout_s:
@@ -357,6 +386,31 @@ class Settings:
             raise SettingsError(
                 f"{var}: {topic!r} collides with {other} ({self._value(other)!r}): Kafka treats '.' and '_' alike"
             )
+
+    def _check_input(self) -> None:
+        native = self.input_format == "touchpoint"
+        if not self.input_keyed:
+            object.__setattr__(self, "input_keyed", "contact" if native else "any")
+        elif self.input_keyed == "contact" and not native:
+            raise SettingsError(
+                f"FUNNEL_INPUT_KEYED: 'contact' applies only to FUNNEL_INPUT_FORMAT=touchpoint; {self.input_format} "
+                "records are always re-keyed by contact (unset it, or set any)"
+            )
+        if self.input_mapping is not None:
+            if native:
+                raise SettingsError(
+                    f"FUNNEL_INPUT_MAPPING: '{self.input_mapping}' is set, but FUNNEL_INPUT_FORMAT is touchpoint; "
+                    "it applies only to segment and snowplow"
+                )
+            try:
+                load_mapping(self.input_mapping)
+            except MappingError as exc:
+                raise SettingsError(f"FUNNEL_INPUT_MAPPING: {exc}") from None
+
+    @property
+    def rekeyed(self) -> bool:
+        """Whether the input is re-keyed by contact through an internal topic (processor/rekey.py)."""
+        return self.input_keyed == "any"
 
     def _check_security(self) -> None:
         protocol = self.security_protocol

@@ -3,6 +3,9 @@
 The touchpoints come from `processor.simgen.generate` (pure, in event-time order);
 this module only parses the options and writes the lines: to a file, stdout, or with
 `--to-topic` to a Kafka topic (keyed by contact_id, broker from FUNNEL_* variables).
+With `--format segment` or `snowplow` the touchpoints are written as the events of that
+format that the worker and replay read back as the same touchpoints (processor/simshapes.py),
+and a topic's records are keyed by their message id, as such pipelines often key them.
 
 Time: `--start` or `--end` fixes the touchpoints' times, so the same seed and options
 give the same bytes. Without either, the last touchpoint falls at 00:00 UTC of the
@@ -16,17 +19,20 @@ import argparse
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from processor.cliargs import add_funnel_options, funnels_from
+from processor.eventmapping import MappingError, load_mapping
 from processor.funnel.definition import Funnel
+from processor.funnel.formats import FORMATS
 from processor.funnel.timefmt import US_PER_S, parse_duration, parse_time, seconds
 from processor.settings import Settings, SettingsError
 from processor.simgen import Config, FunnelPlan, generate, plan_for
+from processor.simshapes import Shaper
 
 # A per-stage setting: (funnel name or None for every funnel with that stage, stage, value).
 StageSetting = tuple[str | None, str, Any]
@@ -73,8 +79,23 @@ def register(subparsers: Any) -> None:
         nargs="?",
         const="",
         metavar="TOPIC",
-        help="produce to a Kafka topic instead, keyed by contact_id (default: the configured touchpoints topic, "
-        "FUNNEL_TOPIC_TOUCHPOINTS; broker from FUNNEL_BROKER_URL)",
+        help="produce to a Kafka topic instead, keyed by contact_id (by message id with --format segment or "
+        "snowplow; default topic: the configured touchpoints topic, FUNNEL_TOPIC_TOUCHPOINTS; broker from "
+        "FUNNEL_BROKER_URL)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="touchpoint",
+        help="write touchpoints (the default), or the same as Segment-spec or Snowplow events, which replay "
+        "--input-format and the worker read back as those touchpoints; to a topic keyed by message id",
+    )
+    parser.add_argument(
+        "--mapping",
+        default=None,
+        metavar="PATH",
+        help="event mapping file (segment, snowplow): each type is written as the first name it lists for it, "
+        "else in words ('Demo Requested'); give the worker or replay the same file",
     )
     parser.add_argument(
         "--conversion",
@@ -122,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         channels = [channel for channel, _ in args.channel_conversion]
         if len(set(channels)) != len(channels):
             raise ValueError("--channel-conversion names a channel twice")
-    except ValueError as exc:
+        shape = _shaper(args.format, args.mapping)
+    except (ValueError, MappingError) as exc:
         print(f"funnel-processor simulate: {exc}", file=sys.stderr)
         return 2
     config = Config(
@@ -143,14 +165,14 @@ def run(args: argparse.Namespace) -> int:
         end = args.end if args.end is not None else time.time_ns() // 1000 // DAY_US * DAY_US
         touchpoints = generate(plans, config, end_us=end)
     if args.to_topic is not None:
-        return _to_topic(touchpoints, args.to_topic)
+        return _to_topic(touchpoints, args.to_topic, args.format, shape)
     try:
         if args.output == "-":
-            stats = write_lines(touchpoints, sys.stdout.buffer)
+            stats = write_lines(touchpoints, sys.stdout.buffer, shape)
             sys.stdout.buffer.flush()
         else:
             with Path(args.output).open("wb", buffering=1 << 16) as out:
-                stats = write_lines(touchpoints, out)
+                stats = write_lines(touchpoints, out, shape)
     except ValueError as exc:  # the funnels' rules cannot be met by any touchpoint
         print(f"funnel-processor simulate: {exc}", file=sys.stderr)
         return 2
@@ -158,7 +180,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _to_topic(touchpoints: Iterable[dict[str, Any]], topic: str) -> int:
+def _shaper(fmt: str, mapping: str | None) -> Shaper | None:
+    if fmt == "touchpoint":
+        if mapping is not None:
+            raise ValueError("--mapping applies only to --format segment or snowplow")
+        return None
+    return Shaper(fmt, load_mapping(mapping))
+
+
+def _to_topic(touchpoints: Iterable[dict[str, Any]], topic: str, fmt: str, shape: Shaper | None) -> int:
     from processor import kafkaio  # kafka-python only when a topic is asked for
 
     try:
@@ -169,7 +199,7 @@ def _to_topic(touchpoints: Iterable[dict[str, Any]], topic: str) -> int:
     topic = topic or settings.topic_touchpoints
     stats = WriteStats()
     try:
-        kafkaio.produce_lines(settings, topic, counted_lines(touchpoints, stats))
+        kafkaio.produce_lines(settings, topic, counted_lines(touchpoints, stats, shape), fmt=fmt)
     except (ValueError, kafkaio.KafkaIOError) as exc:
         print(f"funnel-processor simulate: {exc}", file=sys.stderr)
         return 2
@@ -184,31 +214,46 @@ class WriteStats:
     duplicates: int = 0
     first: str | None = None
     last: str | None = None
+    events: dict[str, int] = field(default_factory=dict)  # --format's events written, by kind
 
     def summary(self) -> str:
         span = "no touchpoints"
         if self.first is not None and self.last is not None:
             days = seconds(parse_time(self.last) - parse_time(self.first)) / 86_400
             span = f"{self.first} .. {self.last} ({days:.1f} days)"
-        return f"{self.contacts:,} contacts, {self.touchpoints:,} touchpoints ({self.duplicates:,} duplicates), {span}"
+        written = ""
+        if self.events:
+            kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(self.events.items()))
+            written = f" as {sum(self.events.values()):,} events ({kinds})"
+        touchpoints = f"{self.touchpoints:,} touchpoints ({self.duplicates:,} duplicates){written}"
+        return f"{self.contacts:,} contacts, {touchpoints}, {span}"
 
 
-def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes]) -> WriteStats:
-    """One JSON object per line, as they come; counts what was written."""
+def write_lines(touchpoints: Iterable[dict[str, Any]], out: IO[bytes], shape: Shaper | None = None) -> WriteStats:
+    """One JSON object per line, as they come (in a format's shape with `shape`); counts what was written."""
     stats = WriteStats()
     write = out.write
-    for line in counted_lines(touchpoints, stats):
+    for line in counted_lines(touchpoints, stats, shape):
         write(line)
     return stats
 
 
-def counted_lines(touchpoints: Iterable[dict[str, Any]], stats: WriteStats) -> Iterator[bytes]:
-    """Each touchpoint as a JSON line; `stats` counts them, complete once the lines are exhausted."""
+def counted_lines(
+    touchpoints: Iterable[dict[str, Any]], stats: WriteStats, shape: Shaper | None = None
+) -> Iterator[bytes]:
+    """Each touchpoint as a JSON line, or as its events in a format's shape; `stats` counts them,
+    complete once the lines are exhausted."""
     ids: set[str] = set()
     contacts: set[str] = set()
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for tp in touchpoints:
-        yield dumps(tp, option=newline)
+        if shape is None:
+            yield dumps(tp, option=newline)
+        else:
+            for event in shape.shape(tp):
+                kind = event.get("type") or event.get("event") or "event"
+                stats.events[kind] = stats.events.get(kind, 0) + 1
+                yield dumps(event, option=newline)
         if tp["event_id"] in ids:
             stats.duplicates += 1
         ids.add(tp["event_id"])

@@ -40,7 +40,13 @@ def build_app(settings: Settings, funnels: Sequence[Funnel]) -> faust.App:
     app = create_app(settings)
     registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
     setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
-    register_views(app, JourneyAgent(app, settings, funnels, registry), query_access(settings))
+    agent = JourneyAgent(app, settings, funnels, registry)
+    if settings.rekeyed:  # input keyed any way: re-keyed by contact first (processor/rekey.py)
+        from processor.eventmapping import load_mapping
+        from processor.rekey import Rekeyer
+
+        agent.upstream = Rekeyer(app, settings, load_mapping(settings.input_mapping), agent.metrics, registry)
+    register_views(app, agent, query_access(settings))
     return app
 
 

@@ -147,13 +147,17 @@ def _refuse(doc: Any) -> None:
 
 def decode(raw: bytes) -> Touchpoint:
     """One record's bytes -> Touchpoint, or Invalid with the reason."""
+    return from_dict(parse_record(raw))
+
+
+def parse_record(raw: bytes) -> Any:
+    """One record's bytes -> its JSON value, or Invalid (too_large, invalid_json); for every input format."""
     if len(raw) > MAX_RECORD_BYTES:
         raise Invalid(TOO_LARGE, f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}")
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Invalid(NOT_JSON, f"not valid JSON: {exc}") from None
-    return from_dict(doc)
 
 
 def check_not_ahead(tp: Touchpoint, arrived: int, tolerance: int) -> None:
@@ -185,4 +189,4 @@ def _span(us: int) -> str:
     return f"{seconds / 86_400:,.1f} days"
 
 
-__all__ = ["REASONS", "Invalid", "Touchpoint", "check_not_ahead", "decode", "from_dict"]
+__all__ = ["REASONS", "Invalid", "Touchpoint", "check_not_ahead", "decode", "from_dict", "parse_record"]

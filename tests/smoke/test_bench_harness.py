@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ["1", "2", "3", "3a", "3b", "3c", "4a", "4b", "4c", "5a", "5b", "6a", "6b", "6c", "6d", "7", "7a"]
+CASES = ["1", "2", "3", "3a", "3b", "3c", "3r", "3s", "4a", "4b", "4c", "5a", "5b", "6a", "6b", "6c", "6d", "7", "7a"]
 TIMEOUT_S = 240.0  # about 60 s on the project's 2-core machine
 
 

@@ -31,8 +31,11 @@ PUBLISHED = {
     "deadletter/1-0-0": "86a0f30dbffb3f975fc2aeb4c65f3743e5d11e96612e012798c6567b5f011a91",
     "deadletter/1-0-1": "b0ece5649569da2c083f49e4729b72e5573f1f5e148be4b9929b8c1895c86625",
     "dropoff/1-0-0": "6c3ac53f40c60feceb784714f672a1681d3110facfa3de70839fb99545abadfa",
+    "event-mapping/1-0-0": "9e3d8661f32b2d073c4e9fe718d583c6a4cf3060b6a243c3d06e0ce21b769255",
     "funnel-definition/1-0-0": "4d2f22cb43c8d80c6e793f35804b5f607e704846dbd5f275a869997151b4632f",
     "funnel-definition/1-1-0": "99301db555c4da287b96030dd39a7ecb5a8dfaa47cbb0f3039423ce37f207841",
+    "segment-event/1-0-0": "48422cb2e02d577f2098a295aa78d26846b824d90efe147106c32fd74018dd64",
+    "snowplow-event/1-0-0": "8b33387113a759ae0c7bdf1028a2c7a67e6786cb690977a52fccd9fc7aaf8602",
     "touchpoint/1-0-0": "cede05ac04d2a09bcdaae4a26cab67bc6e96d546b46dd7a7586ddebfa11d7228",
     "touchpoint/1-1-0": "aac480ba80b53fd27e13fff4a9f94a8cde419626f1fd5e4f9b22fab344cf5f1f",
     "transition/1-0-0": "385411cef95176c95c8b7d77a445b6021b658846ba6c456d6a3a99d86d4d41a6",
@@ -132,13 +135,18 @@ def test_every_version_file_is_a_valid_schema_whose_id_is_its_path(path: Path) -
     assert schema["$id"].endswith(f"/{path.parent.parent.name}/jsonschema/{path.stem}")
 
 
-@pytest.mark.parametrize("name", ["transition", "dropoff", "deadletter", "funnel-definition"])
+@pytest.mark.parametrize("name", ["transition", "dropoff", "deadletter", "funnel-definition", "event-mapping"])
 def test_closed_schemas_refuse_unknown_fields(name: str) -> None:
     assert load(schema_path(name))["additionalProperties"] is False
 
 
 def test_touchpoint_schema_accepts_unknown_fields() -> None:
     assert load(schema_path("touchpoint")).get("additionalProperties", True) is True
+
+
+@pytest.mark.parametrize("name", ["segment-event", "snowplow-event"])
+def test_the_other_input_formats_accept_the_many_fields_they_are_not_read_for(name: str) -> None:
+    assert load(schema_path(name))["additionalProperties"] is True
 
 
 # --- golden examples

@@ -78,6 +78,8 @@ def test_defaults_are_the_documented_ones() -> None:
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
     files = tls_files(tmp_path)
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text('{"events": {"Order Completed": "purchase"}}')
     env = {
         **sasl(),
         **files,
@@ -90,6 +92,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "TOPIC_DROPOFFS": "dr",
         "TOPIC_DEADLETTER": "dl",
         "TOPIC_TICKS": "ti",
+        "INPUT_FORMAT": "segment",
+        "INPUT_KEYED": "any",
+        "INPUT_MAPPING": str(mapping),
         "APP_ID": "funnels-eu",
         "PARTITIONS": "24",
         "REPLICATION_FACTOR": "3",
@@ -123,6 +128,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         topic_dropoffs="dr",
         topic_deadletter="dl",
         topic_ticks="ti",
+        input_format="segment",
+        input_keyed="any",
+        input_mapping=mapping,
         app_id="funnels-eu",
         partitions=24,
         replication_factor=3,
@@ -456,3 +464,31 @@ def test_settings_built_directly_are_checked_and_frozen() -> None:
         dataclasses.replace(Settings(), store="sqlite")
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().partitions = 2  # type: ignore[misc]
+
+
+def test_the_input_format_decides_the_keying_unless_touchpoints_are_keyed_any_way(tmp_path: Path) -> None:
+    assert (from_env().input_keyed, from_env().rekeyed) == ("contact", False)
+    assert (from_env(INPUT_KEYED="any").rekeyed, from_env(INPUT_FORMAT="Snowplow").input_keyed) == (True, "any")
+    with pytest.raises(
+        SettingsError, match=r"^FUNNEL_INPUT_KEYED: 'contact' applies only to FUNNEL_INPUT_FORMAT=touchpoint"
+    ):
+        from_env(INPUT_FORMAT="segment", INPUT_KEYED="contact")
+    with pytest.raises(SettingsError, match=r"^FUNNEL_INPUT_FORMAT: 'avro' is not one of"):
+        from_env(INPUT_FORMAT="avro")
+
+
+def test_a_mapping_file_is_checked_at_start_and_only_for_the_formats_that_use_it(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text('{"events": {"Order Completed": "Purchase"}}')
+    with pytest.raises(SettingsError) as caught:
+        from_env(INPUT_FORMAT="segment", INPUT_MAPPING=str(mapping))
+    assert str(caught.value) == (
+        f"FUNNEL_INPUT_MAPPING: {mapping}: events.Order Completed: 'Purchase' is not in normal form: write 'purchase'"
+    )
+    mapping.write_text('{"events": {}}')
+    with pytest.raises(
+        SettingsError, match="FUNNEL_INPUT_FORMAT is touchpoint; it applies only to segment and snowplow"
+    ):
+        from_env(INPUT_MAPPING=str(mapping))
+    with pytest.raises(SettingsError, match=r"^FUNNEL_INPUT_MAPPING: .* does not exist"):
+        from_env(INPUT_FORMAT="segment", INPUT_MAPPING=str(tmp_path / "none.json"))
