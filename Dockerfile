@@ -25,7 +25,8 @@ RUN groupadd --system --gid 10001 funnel \
       --shell /usr/sbin/nologin funnel \
  && install --directory --owner 10001 --group 10001 --mode 0750 /var/lib/funnel
 COPY --from=build /opt/funnel /opt/funnel
-# A container serves its web port on every interface; RocksDB lives in the volume.
+# A container serves its web port on every interface; RocksDB lives in the volume. There,
+# the query endpoints need FUNNEL_WEB_TOKEN (without it only /metrics and /health answer).
 ENV PATH="/opt/funnel/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# ARGS passes options through, e.g. make demo ARGS="--broker kafka" (the local Apache Kafka; Tansu by default).
+# Options go through ARGS, e.g. make demo ARGS="--broker kafka" (the local Apache Kafka; Tansu by default)
+# or ARGS="--duration 20" (see scripts/demo.py --help).
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(ARGS)
 

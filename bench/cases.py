@@ -28,6 +28,8 @@ SLOTS: dict[str, tuple[str, str, Target | None]] = {
     "3a": ("  worker / passthrough ceiling", "x", CEILING_SHARE),
     "3b": ("  worker / plain Faust baseline", "x", OVER_FAUST),
     "3c": ("  the same by CPU time per touchpoint", "x", None),
+    "3r": ("this worker, Segment events re-keyed by contact", "touchpoints/s", None),
+    "3s": ("  re-keyed / direct (row 3)", "x", None),
     "4a": ("latency p50, touchpoint -> transition", "ms", None),
     "4b": ("latency p99, touchpoint -> transition", "ms", LATENCY_P99),
     "4c": ("  p99 through the raw passthrough (floor)", "ms", None),
@@ -95,6 +97,31 @@ def worker(lab: Lab, res: Results, store: str) -> list[Row]:
     else:
         note = "Faust's CPU time per touchpoint / the worker's: less moved by other load than the rates"
         rows.append(row("3c", res.faust_cpu_us / drain.cpu_us, note))
+    return rows
+
+
+def rekeyed(lab: Lab, res: Results, store: str) -> list[Row]:
+    drain = throughput.rekeyed_worker(lab, store)
+    events = drain.extra["segment_events"]
+    note = f"{drain.touchpoints:,} touchpoints from {events:,} Segment events keyed by message id (1 partition)"
+    rows = [
+        row(
+            "3r",
+            drain.rate,
+            note + f", {drain.outputs:,} outputs in {drain.span_s:.2f} s" + _cpu(drain),
+            drain.details(),
+        )
+    ]
+    if res.worker is None:
+        rows.append(row("3s", None, "failed: case 3 did not run"))
+    else:
+        direct = res.worker.drain
+        cpu = (
+            ""
+            if direct.cpu_us is None or drain.cpu_us is None
+            else f"; by CPU per touchpoint {drain.cpu_us / direct.cpu_us:.2f}x the cost"
+        )
+        rows.append(row("3s", drain.rate / direct.rate, "each record crosses Kafka and Faust twice" + cpu))
     return rows
 
 

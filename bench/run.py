@@ -68,6 +68,7 @@ def run_cases(lab: Lab, only: set[str] | None = None) -> list[Row]:
         res.add(["2"], lambda: cases.faust(lab, res, STORE))
     if wanted("3"):
         res.add(["3", "3a", "3b", "3c"], lambda: cases.worker(lab, res, STORE))
+        res.add(["3r", "3s"], lambda: cases.rekeyed(lab, res, STORE))
     if wanted("4"):
         res.add(["4a", "4b", "4c", "5a", "5b"], lambda: cases.latency_and_lateness(lab, res, STORE))
     if wanted("6"):

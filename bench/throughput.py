@@ -1,5 +1,12 @@
 """Cases 1-3: the same pre-loaded touchpoints drained by the passthrough, the Faust baseline and the worker.
 
+Case 3r drains the same touchpoints written as Segment events (processor/simshapes.py),
+keyed by message id, through the worker's re-keying path (processor/rekey.py): each
+record is re-keyed by contact through the internal topic, then processed as in case 3.
+Its source topic has one partition, so every contact's events keep their order and the
+outputs are exactly case 3's; a worker process drains its partitions on one event loop,
+so more source partitions would not make it faster.
+
 What is timed, the same way for all three: the input topic is filled first; then the
 process starts; the harness reads its output topics from the beginning and stops at
 the expected count. The drain time is the span from the first output record's
@@ -15,9 +22,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 from bench.lab import Lab, expected_outputs
 from bench.procs import BenchError, Proc, python_command
-from bench.streams import Reader, Record, create_topics, preload
+from bench.streams import Reader, Record, create_topics, preload, produce
+from processor.funnel.eventmap import DEFAULT_MAPPING
+from processor.funnel.formats import record_key
+from processor.simshapes import Shaper
 
 
 @dataclass
@@ -143,3 +155,25 @@ def worker(lab: Lab, store: str) -> WorkerDrain:
     drain = drain_of(records, len(lab.lines), expected, proc.started_wall, cpu_s)
     drain.extra.update({"store": store, "worker_exit_code": code})
     return WorkerDrain(drain, Path(env["FUNNEL_DATA_DIR"]))
+
+
+def rekeyed_worker(lab: Lab, store: str) -> Drain:
+    """Case 3r: case 3's touchpoints as Segment events keyed by message id, re-keyed by contact first."""
+    env = lab.worker_env("rekeyed", store=store, input_format="segment")
+    source = env["FUNNEL_TOPIC_TOUCHPOINTS"]
+    asyncio.run(create_topics(lab.broker.hosts, [source], 1))  # `topics create` keeps an existing input topic
+    lab.create_worker_topics(env)
+    shaper = Shaper("segment", DEFAULT_MAPPING)
+    events = [orjson.dumps(event) for line in lab.lines for event in shaper.shape(orjson.loads(line))]
+    expected = expected_outputs(lab.lines, lab.sizes.partitions)
+    asyncio.run(produce(lab.broker.hosts, source, ((record_key("segment", e) or b"", e) for e in events)))
+    proc = lab.start_worker("worker-rekeyed", env)
+    try:
+        records, cpu_s = asyncio.run(_drain(lab, proc, lab.outputs(env), expected, "re-keyed worker"))
+    finally:
+        code = lab.procs.stop(proc)
+    drain = drain_of(records, len(lab.lines), expected, proc.started_wall, cpu_s)
+    drain.extra.update(
+        {"store": store, "segment_events": len(events), "source_partitions": 1, "worker_exit_code": code}
+    )
+    return drain

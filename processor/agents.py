@@ -14,8 +14,10 @@ record waiting in the stream, none behind the high watermark), so at low rates a
 record is flushed right after it is processed.
 
 Time: each input partition has its own engine and clock (the largest occurred_at
-seen). An internal ticks topic, co-partitioned with the touchpoints, carries a tick
-per owned partition every tick interval; a tick lets a quiet, caught-up partition's
+seen). A touchpoint dated more than FUNNEL_FUTURE_TOLERANCE after it arrived (see
+`arrival_us`) is dead-lettered before it reaches the engine, so it moves no clock.
+An internal ticks topic, co-partitioned with the touchpoints, carries a tick per
+owned partition every tick interval; a tick lets a quiet, caught-up partition's
 clock run on with the wall clock, so its stall deadlines still fire. Ticks go
 through the same stream because table writes are only allowed inside stream
 iteration, from an event of the partition the key lives in.
@@ -33,6 +35,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP, ChannelT
 from prometheus_client import CollectorRegistry
 
@@ -43,13 +46,15 @@ from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
-from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, decode
+from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
 from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
 from processor.journeyentry import Layout
 from processor.journeystore import Entry, JourneyStore, Stored, stored_by_partition
+from processor.kafkaio import input_topic
 from processor.metrics import FunnelMetrics
 from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.settings import Settings
+from processor.sourcemarks import SourceMarks, origin
 from processor.stagecounts import StageCounts
 from processor.tablewrites import BatchedTable
 from processor.transactions import WholeBatchCommits
@@ -60,7 +65,26 @@ PLACEMENTS_KEPT = 200_000
 GC_THRESHOLDS = (10_000, 50, 100)  # CPython's defaults are (700, 10, 10)
 
 
-__all__ = ["JourneyAgent", "default_partition"]
+__all__ = ["JourneyAgent", "arrival_us", "default_partition"]
+
+
+def arrival_us(message: Any, wall_s: float) -> int:
+    """When a record arrived, for the bound on the future: its Kafka timestamp, never later
+    than this worker's wall clock (µs).
+
+    The timestamp is the producer's send time (CreateTime), or the broker's append time on a
+    LogAppendTime topic. It is the same on every delivery, so a record delivered again after
+    a crash gets the same verdict, unless its timestamp was itself ahead of the wall clock at
+    the first delivery (a producer clock running fast, or a producer stamping records with
+    their event time): then the wall clock decided, and a later delivery may accept it.
+    A record without a timestamp arrives at the wall clock.
+    """
+    wall = int(wall_s * _US)
+    stamp = message.timestamp  # faust: seconds (float); aiokafka's ConsumerRecord (processor/gaps.py): ms
+    if stamp is None or stamp < 0:
+        return wall
+    ms = int(stamp) if isinstance(message, ConsumerRecord) else round(stamp * 1000)
+    return min(ms * 1000, wall)
 
 
 @dataclass
@@ -81,12 +105,17 @@ class JourneyAgent:
         self.app, self.settings, self.funnels = app, settings, tuple(funnels)
         self.limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.source = app.topic(settings.topic_touchpoints, settings.topic_ticks, **raw)
+        # Touchpoints keyed by contact: the input itself, or its copy re-keyed by processor/rekey.py.
+        self.input_topic = input_topic(settings)
+        self.source = app.topic(self.input_topic, settings.topic_ticks, **raw)
         self.ticks = app.topic(settings.topic_ticks, partitions=settings.partitions, **raw)
         # Tables take no serializer arguments in faust 0.15.3: bytes types mean raw.
         table: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
         self.journeys = app.Table("journeys", **table)
         self.clocks = app.Table("clocks", **table)
+        # Re-keyed input: the source records applied per partition, so a copy is never applied twice.
+        self.marks = SourceMarks(self.clocks) if settings.rekeyed else None
+        self.upstream: Any = None  # the re-keying step (processor/rekey.py), if this worker runs one
         self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
         self._layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
         self.stores: dict[int, JourneyStore] = {}
@@ -126,7 +155,7 @@ class JourneyAgent:
         records = self._acker = stream.noack()
         assert isinstance(records.channel, ChannelT)
         waiting = records.channel.queue  # records Faust has fetched and this stream not yet taken
-        touchpoints = self.settings.topic_touchpoints
+        touchpoints = self.input_topic
         await self.outbox.start()
         if isinstance(self.outbox, FaustOutbox) and self.commits is None:
             self.commits = WholeBatchCommits(self.app.consumer, self._lock, self.flush)
@@ -171,7 +200,11 @@ class JourneyAgent:
         batch: the batch would never be written, and its offsets never committed. Dropping
         the batch's records (unacked) also lets Faust's shutdown stop waiting for them.
         """
-        log.error("the agent failed (%r): stopping; the records since the last commit will be processed again", exc)
+        # The exception's type only: a message may quote a record (the logs hold no contact id or payload).
+        log.error(
+            "the agent failed (%s): stopping; the records since the last commit will be processed again",
+            type(exc).__name__,
+        )
         for store in self.stores.values():
             store.discard()
         self.batch.clear()
@@ -289,10 +322,17 @@ class JourneyAgent:
             )
             await self.dead(KEY_MISMATCH, detail, message)
             return
+        try:
+            check_not_ahead(tp, arrival_us(message, time.time()), self.settings.future_tolerance_us)
+        except Invalid as ahead:  # before the engine: no state, clock, count or dedup memory changes
+            await self.dead(ahead.reason, ahead.detail, message)
+            return
         engine = self.engine_for(partition)
         store = self.stores[partition]
-        if store.applied(tp.contact_id, message.offset):
-            # Delivered again after a crash, already applied before it: move the clock only.
+        source = None if self.marks is None else origin(message)
+        copy = source is not None and self.marks is not None and self.marks.applied(partition, source)
+        if copy or store.applied(tp.contact_id, message.offset):
+            # Delivered again after a crash (or re-keyed twice), already applied before it: move the clock only.
             self.metrics.redelivered.inc()
             outputs = engine.advance_to(tp.at)
         else:
@@ -304,6 +344,8 @@ class JourneyAgent:
                 self.metrics.duplicates.inc()
             if engine.late > late:
                 self.metrics.late.inc()
+        if source is not None and self.marks is not None:
+            self.marks.note(partition, source)
         clock = self.partition_clocks[partition]
         now = time.time()
         if clock.latest is None or tp.at > clock.latest:
@@ -323,8 +365,11 @@ class JourneyAgent:
             self.clocks[b"%d" % partition] = orjson.dumps(clock.saved)
 
     async def _caught_up(self, partition: int, clock: PartitionClock) -> bool:
-        """No touchpoint waiting in this partition (else the clock must not run ahead of it)."""
-        tp = TP(self.settings.topic_touchpoints, partition)
+        """No touchpoint waiting in this partition (else the clock must not run ahead of it), nor, on a
+        re-keyed input, in the source partitions this worker re-keys."""
+        if self.upstream is not None and not self.upstream.caught_up():
+            return False
+        tp = TP(self.input_topic, partition)
         try:
             highwater = self.app.consumer.highwater(tp)
             # Nothing processed since this worker took the partition: where it reads next.
@@ -344,8 +389,9 @@ class JourneyAgent:
         for output in outputs:
             topic = transitions if output["kind"] == "transition" else dropoffs
             await outbox.put(topic, output["contact_id"].encode(), orjson.dumps(output), partition)
-        clock = self.engines[partition].clock
-        self.batch.counted.append((outputs, None if clock is None else clock / _US))
+        engine = self.engines[partition]
+        clock = engine.clock
+        self.batch.counted.append((outputs, None if clock is None else clock / _US, engine.take_attributions()))
 
     async def flush(self) -> None:
         """Await the batch's acknowledgements, write its states, then ack its records to Faust."""
@@ -353,8 +399,8 @@ class JourneyAgent:
         if not batch.records:
             return
         await self.outbox.delivered()  # raises if Kafka did not take them: the caller stops the worker
-        for outputs, clock_s in batch.counted:
-            self.metrics.count(outputs, clock_s)
+        for outputs, clock_s, attributions in batch.counted:
+            self.metrics.count(outputs, clock_s, attributions)
         for partition, event in batch.last_of.items():
             store = self.stores.get(partition)
             if store is not None and store.staged:
@@ -363,6 +409,10 @@ class JourneyAgent:
         written = await self.outbox.delivered()  # the states' changelog records
         for changelog in self._changelogs.values():
             changelog.persisted(written)
+        if self.marks is not None:  # after the states: a mark never claims more than they hold
+            for partition, event in batch.last_of.items():
+                with acting_for(event):
+                    self.marks.save(partition)
         acker = self._acker
         assert acker is not None
         for event in batch.records:
@@ -386,8 +436,10 @@ class JourneyAgent:
             if isinstance(self.outbox, KafkaOutbox):
                 table = self._changelogs[partition] = BatchedTable(self.journeys, partition, self.outbox)
             store = self.stores[partition] = JourneyStore(table, self._layout, cache=self._cache)
-            engine = self.engines[partition] = Engine(self.funnels, store, self.limits)
+            engine = self.engines[partition] = Engine(self.funnels, store, self.limits, attributed=True)
             clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
+            if self.marks is not None:
+                self.marks.load(partition)
             saved = self.clocks.get(b"%d" % partition)
             if saved is not None:
                 # Only the idle clock starts from the saved time. The engine's event clock
@@ -431,7 +483,7 @@ class JourneyAgent:
         # commit bookkeeping trips over (processor/transactions.py).
         plain = self.commits is not None
         for tp in self.app.assignor.assigned_actives():
-            if tp.topic != self.settings.topic_touchpoints:
+            if tp.topic != self.input_topic:
                 continue
             if plain:
                 await self.app.producer.send(self.settings.topic_ticks, None, now, tp.partition, None, None)
@@ -445,12 +497,14 @@ class JourneyAgent:
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
-            if tp.topic == self.settings.topic_touchpoints:
+            if tp.topic == self.input_topic:
                 self.engines.pop(tp.partition, None)
                 self.stores.pop(tp.partition, None)
                 self._changelogs.pop(tp.partition, None)
                 self.partition_clocks.pop(tp.partition, None)
                 self.stage_counts.drop(tp.partition)
+                if self.marks is not None:
+                    self.marks.drop(tp.partition)
         self._cache.clear()
         self._read_to.clear()
         self._contacts_by_partition = None

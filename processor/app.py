@@ -7,6 +7,7 @@ from typing import Any
 import faust
 from aiokafka.helpers import create_ssl_context
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.web.base import BlueprintManager
 
 from processor.settings import Settings
 
@@ -80,7 +81,19 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_bind,
         web_host=settings.web_host,
         autodiscover=False,
+        # Faust's own web pages, each off: /table (raw table entries by key), /router (the
+        # cluster's layout; forwarding a query looks its owner up in-process, not over HTTP),
+        # the statistics at / and /assignment/, /graph, and /performance. The worker serves
+        # processor/views.py and /metrics only.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
     )
+    # The status page Faust serves at / when its statistics are off has no setting: an empty
+    # blueprint list drops it with the rest (applied when the web server starts).
+    app.web.blueprints = BlueprintManager()
     set_fetch_wait(app, settings.fetch_max_wait_s)
     return app
 

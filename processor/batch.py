@@ -31,6 +31,7 @@ from typing import Any
 
 from faust.streams import _current_event
 
+from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
 
 
@@ -50,7 +51,8 @@ class Batch:
     def __init__(self) -> None:
         self.records: list[Any] = []  # Faust events, in processing order
         self.last_of: dict[int, Any] = {}  # input partition -> its latest event in the batch
-        self.counted: list[tuple[list[Output], float | None]] = []  # outputs and the clock (s) they left at
+        # Outputs, the clock (s) they left at, and their attributions (for the breakdown metrics).
+        self.counted: list[tuple[list[Output], float | None, list[Attribution]]] = []
         self.opened = 0.0  # time.monotonic() of the first record
 
     def __len__(self) -> int:

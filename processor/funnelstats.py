@@ -81,11 +81,17 @@ def _number(value: Any) -> bool:
     return type(value) is int or type(value) is float
 
 
+# Something else to count each record with (`processor.breakdownstats`): it checks a record
+# and returns the step that counts it, which runs only if the record is no duplicate.
+Also = Callable[[str, dict[str, Any]], Callable[[], None]]
+
+
 class FunnelStats:
-    def __init__(self) -> None:
+    def __init__(self, also: Also | None = None) -> None:
         self.ids: set[str] = set()
         self.counts: Counter[str] = Counter()  # TRANSITION, DROPOFF, DUPLICATE, SKIPPED
         self._tallies: dict[str, _Tally] = {}
+        self._also = also
 
     def add(self, doc: Any) -> str:
         """Count one decoded record; returns what it was. Raises BadRecord."""
@@ -96,6 +102,7 @@ class FunnelStats:
         record_id = _text(doc, "id", kind)
         funnel = _text(doc, "funnel", kind)
         apply = self._transition(doc) if kind == TRANSITION else self._dropoff(doc)
+        also = None if self._also is None else self._also(str(kind), doc)
         if record_id in self.ids:
             self.counts[DUPLICATE] += 1
             return DUPLICATE
@@ -103,6 +110,8 @@ class FunnelStats:
         tally = self._tallies.setdefault(funnel, _Tally())
         tally.records += 1
         apply(tally)
+        if also is not None:
+            also()
         self.counts[kind] += 1
         return str(kind)
 
@@ -156,31 +165,59 @@ class FunnelStats:
         tally = self._tallies.get(funnel, _Tally())
         given = list(stages or ())
         extra = [s for s in _infer_order(tally) if s not in given]
-        order = given + extra
+        entered: Counter[str] = Counter()
+        converted: Counter[str] = Counter()
+        for (source, to), n in tally.moves.items():
+            entered[to] += n
+            if source is not None:
+                converted[source] += n
+        moves = Moves(entered, converted, tally.times, tally.drops, tally.moves)
+        return FunnelTable(funnel, moves.entries(), moves.rows(given + extra), tuple(extra))
+
+
+@dataclass(slots=True)
+class Moves:
+    """What a funnel table is computed from; `processor.breakdownstats` fills one per breakdown value.
+
+    `crossings` are transitions (from, to), from None on entry: a contact has reached stage i
+    when one of them goes from before i (or from outside the funnel) to i or beyond.
+    """
+
+    entered: Counter[str] = field(default_factory=Counter)  # stage -> contacts who entered it
+    converted: Counter[str] = field(default_factory=Counter)  # stage -> contacts who moved on from it
+    times: dict[str, list[float]] = field(default_factory=dict)  # stage -> time in it before moving on
+    drops: Counter[tuple[str, str]] = field(default_factory=Counter)  # (stage, reason) -> drop-offs
+    crossings: Counter[tuple[str | None, str]] = field(default_factory=Counter)
+
+    def entries(self) -> int:
+        return sum(n for (source, _), n in self.crossings.items() if source is None)
+
+    def rows(self, order: Sequence[str]) -> tuple[StageFigures, ...]:
         rank = {stage: i for i, stage in enumerate(order)}
-        entries = sum(n for (source, _), n in tally.moves.items() if source is None)
+        entries = self.entries()
         rows = []
         for i, stage in enumerate(order):
-            entered = sum(n for (_, to), n in tally.moves.items() if to == stage)
-            converted = sum(n for (source, _), n in tally.moves.items() if source == stage)
+            entered, converted = self.entered[stage], self.converted[stage]
             reached = sum(
-                n for (source, to), n in tally.moves.items() if rank[to] >= i and (source is None or rank[source] < i)
+                n
+                for (source, to), n in self.crossings.items()
+                if rank.get(to, -1) >= i and (source is None or rank.get(source, len(order)) < i)
             )
-            times = tally.times.get(stage)
+            times = self.times.get(stage)
             rows.append(
                 StageFigures(
                     stage=stage,
                     entered=entered,
                     converted=converted,
                     converted_rate=converted / entered if entered and i < len(order) - 1 else None,
-                    stalled=tally.drops[stage, "stalled"],
-                    lost=tally.drops[stage, "lost"],
+                    stalled=self.drops[stage, "stalled"],
+                    lost=self.drops[stage, "lost"],
                     median_time_s=median(times) if times else None,
                     reached=reached,
                     reach_rate=reached / entries if entries else None,
                 )
             )
-        return FunnelTable(funnel, entries, tuple(rows), tuple(extra))
+        return tuple(rows)
 
 
 def plan(table: FunnelTable, target: int, stage: str) -> Plan:

@@ -34,9 +34,9 @@ from hashlib import blake2b
 
 import orjson
 
-from processor.funnel.codec import decode_state, encode_state
+from processor.funnel.codec import decode_state, encode_state, max_state_bytes
 from processor.funnel.definition import Funnel
-from processor.funnel.journey import ContactState, next_deadline
+from processor.funnel.journey import ContactState, Limits, next_deadline
 from processor.stagecounts import Key
 
 FORMAT = 2  # format 1 (before headers) started with the 8-byte offset: its first byte was 0 or 255
@@ -81,6 +81,10 @@ class Layout:
         due = next_deadline(state, self.funnels)
         due_field = NO_DEADLINE if due is None else due
         return self._header.pack(FORMAT, offset, self.digest, due_field, len(self._names), *self._codes(state))
+
+    def max_entry_bytes(self, limits: Limits) -> int:
+        """The most bytes an entry can take for these funnels: its header and the largest state."""
+        return self._header.size + max_state_bytes(self.funnels, limits)
 
     def stage_keys(self, slots: bytes) -> list[Key]:
         """The (funnel, stage, dropped) keys `StageCounts` counts for a contact with these slots."""

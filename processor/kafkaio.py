@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from kafka.structs import TopicPartition
 
+from processor.funnel.formats import record_key
 from processor.settings import Settings
 
 CONNECT_TIMEOUT_S = 10.0  # how long a client may try to reach the broker before BrokerUnavailable
@@ -70,8 +70,18 @@ def changelog_topics(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
 
 
+def rekeyed_topic(settings: Settings) -> str:
+    """The internal topic of touchpoints re-keyed by contact (processor/rekey.py), named after the app id."""
+    return f"{settings.app_id}-touchpoints-by-contact"
+
+
+def input_topic(settings: Settings) -> str:
+    """The topic of touchpoints keyed by contact that the journeys agent reads: the input, or its re-keyed copy."""
+    return rekeyed_topic(settings) if settings.rekeyed else settings.topic_touchpoints
+
+
 def copartitioned_topics(settings: Settings) -> list[str]:
-    """Topics whose partition i must hold the same contacts as touchpoints partition i."""
+    """Topics whose partition i must hold the same contacts as partition i of input_topic."""
     return [settings.topic_ticks, *changelog_topics(settings)]
 
 
@@ -80,7 +90,8 @@ def output_topics(settings: Settings) -> list[str]:
 
 
 def all_topics(settings: Settings) -> list[str]:
-    return [settings.topic_touchpoints, *copartitioned_topics(settings), *output_topics(settings)]
+    rekeyed = [rekeyed_topic(settings)] if settings.rekeyed else []
+    return [settings.topic_touchpoints, *rekeyed, *copartitioned_topics(settings), *output_topics(settings)]
 
 
 def _reachable(settings: Settings, timeout_s: float) -> None:
@@ -151,20 +162,26 @@ def _cleanup_policies(settings: Settings, topics: list[str], timeout_s: float) -
 def create_topics(settings: Settings, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> list[str]:
     """Create the worker's topics that are missing; existing ones are left alone. Says what it did.
 
-    Touchpoints comes first: the ticks and changelog topics take its actual partition count
-    (co-partitioning), which differs from FUNNEL_PARTITIONS only if touchpoints already existed
-    with another count; check_partitions reports that.
+    The input topic the journeys agent reads comes first (the touchpoints, or their re-keyed
+    copy): the ticks and changelog topics take its actual partition count (co-partitioning),
+    which differs from FUNNEL_PARTITIONS only if it already existed with another count;
+    check_partitions reports that. A re-keyed input topic may have any partition count.
     """
     done: list[str] = []
     with _client(settings, KafkaAdminClient, connect_timeout_s) as admin:
         existing = partition_counts(settings, all_topics(settings), connect_timeout_s=connect_timeout_s)
         plan: dict[str, tuple[int, dict[str, str]]] = {}
-        source = existing[settings.topic_touchpoints]
-        if source is None:
-            done += _create(admin, {settings.topic_touchpoints: (settings.partitions, {})}, settings)
-            source = settings.partitions
+        keyed = input_topic(settings)
+        first = [settings.topic_touchpoints, keyed]
+        missing: dict[str, tuple[int, dict[str, str]]] = {
+            topic: (settings.partitions, {}) for topic in dict.fromkeys(first) if existing[topic] is None
+        }
+        done += _create(admin, missing, settings)
+        source = existing[keyed] or settings.partitions
         changelogs = changelog_topics(settings)
-        for topic in all_topics(settings)[1:]:
+        for topic in all_topics(settings):
+            if topic in first:
+                continue
             count = source if topic in copartitioned_topics(settings) else settings.partitions
             plan[topic] = (count, {"cleanup.policy": "compact"} if topic in changelogs else {})
         done += _create(admin, {t: p for t, p in plan.items() if existing[t] is None}, settings)
@@ -198,10 +215,11 @@ def check_partitions(settings: Settings, *, connect_timeout_s: float = CONNECT_T
     """Problems that keep the worker from running correctly on these topics, each with what to do."""
     counts = partition_counts(settings, all_topics(settings), connect_timeout_s=connect_timeout_s)
     problems = [str(TopicMissing(t)) for t, n in counts.items() if n is None]
-    source = counts[settings.topic_touchpoints]
+    keyed = input_topic(settings)  # a re-keyed input's own topic may have any partition count
+    source = counts[keyed]
     if source is not None and source != settings.partitions:
         problems.append(
-            f"{settings.topic_touchpoints} has {source} partitions but FUNNEL_PARTITIONS is {settings.partitions}: "
+            f"{keyed} has {source} partitions but FUNNEL_PARTITIONS is {settings.partitions}: "
             f"set FUNNEL_PARTITIONS={source} (adding partitions to a keyed topic moves contacts to other "
             "partitions and splits their journeys)"
         )
@@ -209,7 +227,7 @@ def check_partitions(settings: Settings, *, connect_timeout_s: float = CONNECT_T
         count = counts[topic]
         if source is not None and count is not None and count != source:
             problems.append(
-                f"{topic} has {count} partitions but {settings.topic_touchpoints} has {source}: the worker needs "
+                f"{topic} has {count} partitions but {keyed} has {source}: the worker needs "
                 f"them co-partitioned; recreate {topic} with {source} partitions (for a changelog this drops "
                 "the stored journeys, so do it only before the worker has run or while replaying from the start)"
             )
@@ -233,22 +251,19 @@ def check_compaction(settings: Settings, *, connect_timeout_s: float = CONNECT_T
     ]
 
 
-def _contact_key(line: bytes) -> bytes | None:
-    """The record key of a touchpoint line: its contact_id, or None when it has no string contact_id."""
-    try:
-        doc = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    contact = doc.get("contact_id") if isinstance(doc, dict) else None
-    return contact.encode() if isinstance(contact, str) else None
-
-
 def produce_lines(
-    settings: Settings, topic: str, lines: Iterable[bytes], *, connect_timeout_s: float = CONNECT_TIMEOUT_S
+    settings: Settings,
+    topic: str,
+    lines: Iterable[bytes],
+    *,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    timestamp_ms: int | None = None,
+    fmt: str = "touchpoint",
 ) -> int:
-    """Touchpoint JSON lines as records keyed by contact_id (blank lines skipped); returns how many."""
-    records = ((_contact_key(line), line) for raw in lines if (line := raw.rstrip(b"\r\n")).strip())
-    return produce_records(settings, topic, records, connect_timeout_s=connect_timeout_s)
+    """JSON lines as records (blank lines skipped); returns how many. Keyed as `record_key` says for the
+    format: a touchpoint by contact_id, a Segment or Snowplow event by its message id."""
+    records = ((record_key(fmt, line), line) for raw in lines if (line := raw.rstrip(b"\r\n")).strip())
+    return produce_records(settings, topic, records, connect_timeout_s=connect_timeout_s, timestamp_ms=timestamp_ms)
 
 
 def produce_records(
@@ -257,8 +272,14 @@ def produce_records(
     records: Iterable[tuple[bytes | None, bytes]],
     *,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    timestamp_ms: int | None = None,
 ) -> int:
-    """Raw (key, value) records, acks=all, flushed before returning; returns how many were sent."""
+    """Raw (key, value) records, acks=all, flushed before returning; returns how many were sent.
+
+    Records carry the producer's clock as their timestamp unless `timestamp_ms` is given (the
+    worker takes it as the records' arrival time, for its bound on the future; a topic with
+    message.timestamp.type=LogAppendTime replaces it with the broker's).
+    """
     if partition_counts(settings, [topic], connect_timeout_s=connect_timeout_s)[topic] is None:
         raise TopicMissing(topic)
     failures: list[BaseException] = []
@@ -274,7 +295,7 @@ def produce_records(
         max_block_ms=round(connect_timeout_s * 1000),
     ) as producer:
         for key, value in records:
-            producer.send(topic, key=key, value=value).add_errback(failures.append)
+            producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms).add_errback(failures.append)
             sent += 1
         producer.flush()
     if failures:

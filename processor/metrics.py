@@ -11,14 +11,16 @@ order stages by), the same on every worker: take its max, not its sum.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from processor.breakdownmetrics import BreakdownMetrics
 from processor.funnel.definition import Funnel
+from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
 from processor.funnel.timefmt import parse_time
 from processor.funnel.touchpoint import REASONS
@@ -111,6 +113,8 @@ class FunnelMetrics:
             registry=registry,
         )
         registry.register(StageGauges(counts))
+        self.breakdowns = BreakdownMetrics(funnels)
+        registry.register(self.breakdowns)
         self._moves: dict[tuple[str, str | None, str], tuple[Any, Any, Any, Any]] = {}
         self._drops: dict[tuple[str, str, str], Any] = {}
         for reason in REASONS:
@@ -126,8 +130,12 @@ class FunnelMetrics:
                 for before in (ENTRY, *funnel.stages[:i]):
                     self.transitions.labels(funnel.name, before, stage)
 
-    def count(self, outputs: Iterable[Output], clock_s: float | None = None) -> None:
-        """Count outputs; `clock_s` (event time, seconds) measures how late stalls fired."""
+    def count(
+        self, outputs: Sequence[Output], clock_s: float | None = None, attributions: Sequence[Attribution] | None = None
+    ) -> None:
+        """Count outputs; `clock_s` (event time, seconds) measures how late stalls fired, and
+        `attributions` (one per output, from the engine) let the breakdowns count them too."""
+        self.breakdowns.count(outputs, attributions)
         moves, drops = self._moves, self._drops
         for output in outputs:
             if output["kind"] == "transition":

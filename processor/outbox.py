@@ -30,6 +30,7 @@ from aiokafka.partitioner import murmur2
 from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 
 MAX_BATCH_BYTES = 512 * 1024  # a record batch of one partition (a dead letter can be ~90 KiB)
+Headers = list[tuple[str, bytes]]
 
 
 def default_partition(key: bytes, partitions: int) -> int:
@@ -93,6 +94,31 @@ class KafkaOutbox:
         full = self._add(slot, key, value)
         if full is not None:
             self._full.append((slot, full))
+
+    async def put_in_order(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes,
+        timestamp_ms: int | None,
+        headers: Headers,
+        *,
+        source: int | None = None,
+    ) -> None:
+        """Queue one record for this partition, with its own timestamp and headers, and never two
+        batches of a partition in flight at once: when the partition's batch is full, everything
+        handed over so far is delivered first. So a later batch never lands while an earlier one
+        failed, and the partition's records reach Kafka in order with no gap (processor/rekey.py)."""
+        slot = (topic, partition)
+        record = {"timestamp": timestamp_ms, "key": key, "value": value, "headers": headers}
+        batch = self._open.get(slot)
+        if batch is not None and batch.append(**record) is not None:
+            return
+        if batch is not None:
+            await self.delivered()
+        batch = self._open[slot] = self.producer.create_batch()
+        batch.append(**record)  # an empty batch takes any record, even a larger one
 
     def _add(self, slot: tuple[str, int], key: bytes | None, value: bytes) -> Any:
         """Append to the slot's open batch; returns the batch it filled, if one filled up."""
@@ -173,6 +199,27 @@ class FaustOutbox:
 
     def append(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
         raise TypeError("with exactly_once, tables write through Faust")
+
+    async def put_in_order(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes,
+        timestamp_ms: int | None,
+        headers: Headers,
+        *,
+        source: int | None = None,
+    ) -> None:
+        """In the transaction of the source partition that caused it; one producer per source
+        partition keeps each source partition's records in order (processor/rekey.py)."""
+        if source is None:
+            raise ValueError("with exactly_once, every record needs the input partition that caused it")
+        timestamp = None if timestamp_ms is None else timestamp_ms / 1000  # Faust's producer takes seconds
+        sent = await self.app.producer.send(
+            topic, key, value, partition, timestamp, headers, transactional_id=self.transactional_id(source)
+        )
+        self._sent.append(sent)
 
     async def delivered(self) -> dict[tuple[str, int], int]:
         """Wait for the records put here, and for what Faust's tables wrote meanwhile: a table write

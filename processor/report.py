@@ -8,12 +8,21 @@ renders the figures as an aligned text table or one JSON object. Which funnels a
   no record mentions them; records of other funnels are left out, with a note.
 - by default: the presets that have records, then every other funnel seen in the
   records, its stage order inferred from the transitions (marked as such).
+
+With `--by`, each funnel's table is followed by one per value of that breakdown
+(`processor.breakdownstats`), each with its own planning line.
+
+Lines that are JSON but no transition or drop-off record (touchpoints, dead letters...)
+are counted by kind and reported; a run that read only such lines, and no output
+record at all, is refused (exit 2), saying what it read instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -21,7 +30,9 @@ from typing import IO, Any
 
 import orjson
 
+from processor.breakdownstats import BY, BreakdownStats
 from processor.cliargs import add_funnel_options, funnels_from
+from processor.funnel.definition import Funnel
 from processor.funnelstats import DROPOFF, DUPLICATE, SKIPPED, TRANSITION, BadRecord, FunnelStats, FunnelTable, plan
 from processor.settings import Settings, SettingsError
 
@@ -29,11 +40,26 @@ MAX_WARNINGS = 20  # malformed lines described on stderr; the rest are only coun
 TOPIC_TIMEOUT_S = 3.0  # --from-topics: stop reading a topic once nothing new arrived for this long
 
 
+# What a line that is JSON but no transition or drop-off record most likely is.
+TOUCHPOINT, DEAD_LETTER, OTHER_JSON = "touchpoint", "dead letter", "other JSON value"
+_TOUCHPOINT_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
+
+
 @dataclass(slots=True)
 class Reading:
-    stats: FunnelStats = field(default_factory=FunnelStats)
+    by: BreakdownStats | None = None
+    stats: FunnelStats = field(init=False)
     blank: int = 0
     malformed: int = 0
+    others: Counter[str] = field(default_factory=Counter)  # JSON but not an output: TOUCHPOINT, DEAD_LETTER...
+
+    def __post_init__(self) -> None:
+        self.stats = FunnelStats(None if self.by is None else self.by.prepare)
+
+    def outputs(self) -> int:
+        """Transition and drop-off records read, duplicates included."""
+        counts = self.stats.counts
+        return counts[TRANSITION] + counts[DROPOFF] + counts[DUPLICATE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +72,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="funnel table from transition and drop-off records",
-        description="Per stage: contacts entered, converted (%%), dropped (stalled / lost), median time in "
-        "stage, reached; and the entries needed at the top for a target at a stage at current rates.",
+        description="Per stage: contacts entered, converted (%), dropped (stalled / lost), median time in "
+        "stage, reached; and the entries needed at the top for a target at a stage at current rates. "
+        "Reads the outputs of `replay` or of the worker, not touchpoints. A user funnel needs its "
+        "--funnel-file here too for its stage order (else the order is inferred from the records).",
     )
     add_funnel_options(parser)
     source = parser.add_mutually_exclusive_group()
@@ -67,9 +95,25 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="with --from-topics: stop once no new record arrived for this long (default %(default)s)",
     )
-    parser.add_argument("--target", type=_positive, default=100, help="contacts wanted at --stage (default 100)")
-    parser.add_argument("--stage", help="stage for the planning line (default: each funnel's last stage)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--target", type=_positive, default=100, metavar="N", help="contacts wanted at --stage (default %(default)s)"
+    )
+    parser.add_argument(
+        "--stage", metavar="NAME", help="stage for the planning line (default: each funnel's last stage)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: the tables a person reads (default); json: the same figures as one JSON object",
+    )
+    parser.add_argument(
+        "--by",
+        choices=BY,
+        help="also a table per value of this breakdown, each with its planning line: the channel or campaign of "
+        "the contact's first touchpoint, or the channel of the touchpoint that moved it into the stage; "
+        "last_touch_type: drop-offs by the type of the last touchpoint before the drop",
+    )
     parser.set_defaults(run=run)
 
 
@@ -96,13 +140,18 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     specs = args.funnel_specs  # None: every preset with records, then other funnels seen
     funnels = funnels_from(args)
-    reading = Reading()
+    reading = Reading(None if args.by is None else BreakdownStats(args.by))
     problem = _read_topics(args.timeout, reading) if args.from_topics else _read_files(args.input or ["-"], reading)
     if problem:
         print(f"funnel-processor report: {problem}", file=sys.stderr)
         return 2
     if reading.malformed:
         print(f"funnel-processor report: ignored {_count(reading.malformed, 'malformed line')}", file=sys.stderr)
+    if not reading.outputs() and (reading.others or reading.malformed):
+        print(f"funnel-processor report: {_nothing_read(reading)}", file=sys.stderr)
+        return 2
+    if reading.others:
+        print(f"funnel-processor report: skipped {_others(reading.others)}", file=sys.stderr)
 
     stats = reading.stats
     shown = [Shown(stats.table(f.name, f.stages), True) for f in funnels if specs or stats.records(f.name)]
@@ -113,12 +162,46 @@ def run(args: argparse.Namespace) -> int:
         others = {name: stats.records(name) for name in unknown}
     else:  # funnels without a loaded definition: stage order inferred from their records
         shown += [Shown(stats.table(name), False) for name in unknown]
+    if args.stage is not None and (problem := _unknown_stage(args.stage, funnels, shown)):
+        print(f"funnel-processor report: {problem}", file=sys.stderr)
+        return 2
     figures = _figures(shown, reading, others, args.target, args.stage)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         sys.stdout.write(render_text(figures))
     return 0
+
+
+def _others(others: Counter[str]) -> str:
+    """'6,001 lines (not transition or drop-off records): 6,000 touchpoints, 1 dead letter'."""
+    kinds = ", ".join(_count(n, kind) for kind, n in others.most_common())
+    return f"{_count(others.total(), 'line')} (not transition or drop-off records): {kinds}"
+
+
+def _nothing_read(reading: Reading) -> str:
+    held = [_count(n, kind) for kind, n in reading.others.most_common()]
+    if reading.malformed:
+        held.append(_count(reading.malformed, "malformed line"))
+    message = f"read no transition or drop-off records; the input held {', '.join(held)}"
+    if reading.others[TOUCHPOINT]:
+        message += (
+            ". `report` reads the outputs of replay or of the worker: run the touchpoints through "
+            "`funnel-processor replay --funnel NAME --input FILE > outputs.jsonl` first, then report on outputs.jsonl"
+        )
+    return message
+
+
+def _unknown_stage(stage: str, funnels: Sequence[Funnel], shown: Sequence[Shown]) -> str | None:
+    """Why --stage names no stage of the funnels loaded or reported, or None when it names one."""
+    known = list(
+        dict.fromkeys([s for f in funnels for s in f.stages] + [r.stage for i in shown for r in i.table.stages])
+    )
+    if stage in known:
+        return None
+    close = difflib.get_close_matches(stage, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"the stages are {', '.join(known) or '(none)'}"
+    return f"--stage {stage!r} is not a stage of the funnels reported; {hint}"
 
 
 @contextmanager
@@ -165,7 +248,9 @@ def _add(line: bytes | None, where: str, reading: Reading) -> None:
         reading.blank += 1
         return
     try:
-        reading.stats.add(orjson.loads(line))
+        doc = orjson.loads(line)
+        if reading.stats.add(doc) == SKIPPED:
+            reading.others[_kind_of(doc)] += 1
     except (orjson.JSONDecodeError, BadRecord) as exc:
         reading.malformed += 1
         if reading.malformed <= MAX_WARNINGS:
@@ -173,6 +258,16 @@ def _add(line: bytes | None, where: str, reading: Reading) -> None:
             print(f"funnel-processor report: {where}: {problem}", file=sys.stderr)
         elif reading.malformed == MAX_WARNINGS + 1:
             print("funnel-processor report: further malformed lines are only counted", file=sys.stderr)
+
+
+def _kind_of(doc: Any) -> str:
+    """What a JSON value that is no transition or drop-off record looks like it is."""
+    if type(doc) is dict:
+        if doc.get("kind") == "deadletter":
+            return DEAD_LETTER
+        if "kind" not in doc and all(name in doc for name in _TOUCHPOINT_FIELDS):
+            return TOUCHPOINT
+    return OTHER_JSON
 
 
 def _figures(
@@ -183,23 +278,17 @@ def _figures(
     for item in shown:
         table = item.table
         at = stage if stage is not None else (table.stages[-1].stage if table.stages else "")
-        goal = plan(table, target, at)
-        funnels.append(
-            {
-                "funnel": table.funnel,
-                "stage_order": "definition" if item.defined else "inferred",
-                "entries": table.entries,
-                "stages": [asdict(row) for row in table.stages],
-                "stages_not_in_definition": list(table.inferred) if item.defined else [],
-                "planning": {
-                    "target": goal.target,
-                    "stage": goal.stage,
-                    "stage_in_funnel": any(row.stage == at for row in table.stages),
-                    "reach_rate": goal.reach_rate,
-                    "entries_needed": goal.entries_needed,
-                },
-            }
-        )
+        figures: dict[str, Any] = {
+            "funnel": table.funnel,
+            "stage_order": "definition" if item.defined else "inferred",
+            "entries": table.entries,
+            "stages": [asdict(row) for row in table.stages],
+            "stages_not_in_definition": list(table.inferred) if item.defined else [],
+            "planning": _planning_figures(table, target, at),
+        }
+        if reading.by is not None:
+            figures["by"] = _by_figures(reading.by, table, target, at)
+        funnels.append(figures)
     counts = reading.stats.counts
     return {
         "funnels": funnels,
@@ -209,10 +298,49 @@ def _figures(
             "duplicates": counts[DUPLICATE],
             "skipped": counts[SKIPPED] + reading.blank,
             "skipped_blank": reading.blank,
+            "skipped_touchpoints": reading.others[TOUCHPOINT],
+            "skipped_dead_letters": reading.others[DEAD_LETTER],
+            "skipped_other_json": reading.others[OTHER_JSON],
             "malformed": reading.malformed,
             "other_funnels": others,
         },
     }
+
+
+def _planning_figures(table: FunnelTable, target: int, at: str) -> dict[str, Any]:
+    goal = plan(table, target, at)
+    return {
+        "target": goal.target,
+        "stage": goal.stage,
+        "stage_in_funnel": any(row.stage == at for row in table.stages),
+        "reach_rate": goal.reach_rate,
+        "entries_needed": goal.entries_needed,
+    }
+
+
+def _by_figures(by: BreakdownStats, table: FunnelTable, target: int, at: str) -> dict[str, Any]:
+    values, left_out = by.values(table.funnel, [row.stage for row in table.stages])
+    shown: list[dict[str, Any]]
+    if by.by == "last_touch_type":
+        shown = [
+            {
+                "value": item.value,
+                "dropoffs": sum(row.stalled + row.lost for row in item.table.stages),
+                "stages": [{"stage": row.stage, "stalled": row.stalled, "lost": row.lost} for row in item.table.stages],
+            }
+            for item in values
+        ]
+    else:
+        shown = [
+            {
+                "value": item.value,
+                "entries": item.table.entries,
+                "stages": [asdict(row) for row in item.table.stages],
+                "planning": _planning_figures(item.table, target, at),
+            }
+            for item in values
+        ]
+    return {"breakdown": by.by, "left_out": left_out, "values": shown}
 
 
 COLUMNS = ("stage", "entered", "converted", "conv %", "stalled", "lost", "median time*", "reached", "reach %")
@@ -224,32 +352,67 @@ def render_text(figures: dict[str, Any]) -> str:
         out.append("No transition or drop-off records read.")
     for funnel in figures["funnels"]:
         out.append(f"{funnel['funnel']}: {_count(funnel['entries'], 'entry', 'entries')}")
-        rows = [
-            [
-                row["stage"],
-                f"{row['entered']:,}",
-                f"{row['converted']:,}",
-                _percent(row["converted_rate"]),
-                f"{row['stalled']:,}",
-                f"{row['lost']:,}",
-                _duration(row["median_time_s"]),
-                f"{row['reached']:,}",
-                _percent(row["reach_rate"]),
-            ]
-            for row in funnel["stages"]
-        ]
-        widths = [max(len(cell) for cell in column) for column in zip(COLUMNS, *rows, strict=False)]
-        for cells in [list(COLUMNS), *rows]:
-            line = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-            out.append("  ".join(line).rstrip())
+        out.extend(_table(funnel["stages"]))
         if funnel["stage_order"] == "inferred":
             out.append("(no definition loaded for this funnel: stage order inferred from the records)")
         elif funnel["stages_not_in_definition"]:
             out.append(f"(stages not in the definition, placed last: {', '.join(funnel['stages_not_in_definition'])})")
         out.append(_planning(funnel["planning"]))
         out.append("")
+        if "by" in funnel:
+            out.extend(_render_by(funnel["funnel"], funnel["by"]))
     out.extend(_footnotes(figures["records"]))
     return "\n".join(out) + "\n"
+
+
+def _table(stages: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        [
+            row["stage"],
+            f"{row['entered']:,}",
+            f"{row['converted']:,}",
+            _percent(row["converted_rate"]),
+            f"{row['stalled']:,}",
+            f"{row['lost']:,}",
+            _duration(row["median_time_s"]),
+            f"{row['reached']:,}",
+            _percent(row["reach_rate"]),
+        ]
+        for row in stages
+    ]
+    return _aligned(COLUMNS, rows)
+
+
+def _aligned(columns: Sequence[str], rows: list[list[str]]) -> list[str]:
+    """Columns right-aligned under their headings, the first left-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=False)]
+    lines = []
+    for cells in [list(columns), *rows]:
+        line = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        lines.append("  ".join(line).rstrip())
+    return lines
+
+
+def _render_by(funnel: str, by: dict[str, Any]) -> list[str]:
+    name = by["breakdown"]
+    out = []
+    if by["left_out"]:
+        out.append(
+            f"({funnel} by {name}: {_count(by['left_out'], 'record')} left out: the transition into their stage "
+            "is not in the input)"
+        )
+    for item in by["values"]:
+        value = "(none)" if item["value"] is None else item["value"]
+        if name == "last_touch_type":
+            out.append(f"{funnel}, {name} {value}: {_count(item['dropoffs'], 'drop-off')}")
+            rows = [[row["stage"], f"{row['stalled']:,}", f"{row['lost']:,}"] for row in item["stages"]]
+            out.extend(_aligned(("stage", "stalled", "lost"), rows))
+        else:
+            out.append(f"{funnel}, {name} {value}: {_count(item['entries'], 'entry', 'entries')}")
+            out.extend(_table(item["stages"]))
+            out.append(_planning(item["planning"]))
+        out.append("")
+    return out
 
 
 def _planning(goal: dict[str, Any]) -> str:
@@ -269,14 +432,25 @@ def _footnotes(records: dict[str, Any]) -> list[str]:
         "* median time in stage: median of time_in_previous_stage_s over the transitions out of the stage,",
         "  so only contacts who moved on count. conv % = converted / entered (contacts who skipped a stage",
         "  did not enter it). reached = contacts who entered the stage or a later one; reach % = of entries.",
+        "  A contact that stalled or was lost and later moved on (a reactivation) counts as dropped and as",
+        "  converted, so converted + stalled + lost can exceed entered.",
         f"Records read: {_count(records['transitions'], 'transition')}, {_count(records['dropoffs'], 'drop-off')}"
         f"; {_count(records['duplicates'], 'duplicate')} (same id) ignored.",
     ]
     if records["skipped"]:
-        other = records["skipped"] - records["skipped_blank"]
+        kinds = [
+            _count(records[key], one)
+            for key, one in (
+                ("skipped_blank", "blank line"),
+                ("skipped_touchpoints", TOUCHPOINT),
+                ("skipped_dead_letters", DEAD_LETTER),
+                ("skipped_other_json", OTHER_JSON),
+            )
+            if records[key]
+        ]
         notes.append(
-            f"Skipped {_count(records['skipped'], 'line')}: {records['skipped_blank']:,} blank, "
-            f"{other:,} not a transition or drop-off record (e.g. dead letters)."
+            f"Skipped {_count(records['skipped'], 'line')} that are not transition or drop-off records: "
+            f"{', '.join(kinds)}."
         )
     if records["malformed"]:
         notes.append(f"Ignored {_count(records['malformed'], 'malformed line')} (details on stderr).")

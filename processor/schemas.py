@@ -18,13 +18,19 @@ from jsonschema.exceptions import ValidationError, best_match
 _HERE = Path(__file__).resolve().parent
 SCHEMA_DIR = _HERE / "_schemas" if (_HERE / "_schemas").is_dir() else _HERE.parent / "schemas"
 
-# Current version of each contract (SchemaVer); a published version is never edited.
+# The version of each contract (SchemaVer) this build holds its input and outputs to. A
+# published version file is never edited: a change adds a new file, and the entry here
+# moves to it in the same change. It is always the newest version on disk (a test checks
+# that), named here rather than found by listing files so that the move is a visible line.
 CURRENT = {
-    "touchpoint": "1-0-0",
+    "touchpoint": "1-1-0",  # 1-1-0: channel and campaign have maximum lengths
     "transition": "1-0-0",
     "dropoff": "1-0-0",
-    "deadletter": "1-0-0",
-    "funnel-definition": "1-0-0",
+    "deadletter": "1-0-1",  # 1-0-1: the reason future_timestamp
+    "funnel-definition": "1-1-0",  # 1-1-0: breakdowns
+    "event-mapping": "1-0-0",  # the input formats' event names and channel rules
+    "segment-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=segment
+    "snowplow-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=snowplow
 }
 
 

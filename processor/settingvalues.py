@@ -8,12 +8,16 @@ caller puts it in front of the message. Nothing here ever shows a secret's value
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from processor.funnel.definition import BREAKDOWNS, CHANNEL_BREAKDOWNS, Breakdown, breakdowns_of
 from processor.funnel.timefmt import US_PER_S, parse_duration
+from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, NO_FUTURE_BOUND
+from processor.funnel.vocabulary import DEFAULT_CHANNELS, NONE, OTHER
 
 
 class Secret:
@@ -44,6 +48,8 @@ _TOPIC = re.compile(r"[A-Za-z0-9._-]+")
 _HOST = re.compile(r"[A-Za-z0-9._:-]+")
 _BROKER_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 _PORT = re.compile(r"[0-9]{1,5}")
+_TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what a Bearer credential may hold (RFC 6750)
+TOKEN_MIN_CHARS = 32
 
 
 def whole(text: str) -> int:
@@ -137,6 +143,27 @@ def secret(value: Any) -> Secret:
     return Secret(value)
 
 
+def bearer_token(value: Any) -> Secret:
+    """A token clients send as `Authorization: Bearer <token>`: long, and only characters a header carries."""
+    token = secret(value)
+    text = token.reveal()
+    if not _TOKEN68.fullmatch(text):
+        raise ValueError(
+            "'****' holds characters a Bearer token cannot carry (spaces, quotes, ...): use letters, digits"
+            " and - . _ ~ + / (e.g. `openssl rand -hex 32`)"
+        )
+    if len(text) < TOKEN_MIN_CHARS:
+        raise ValueError(
+            f"'****' is {len(text)} characters; a token has at least {TOKEN_MIN_CHARS} (e.g. `openssl rand -hex 32`)"
+        )
+    return token
+
+
+def bearer_token_text(text: str) -> Secret:
+    """Environment text -> Secret; surrounding whitespace (a file's final newline) is not part of a token."""
+    return Secret(text.strip())
+
+
 def funnel_specs(value: Any) -> tuple[str, ...]:
     specs = tuple(value) if isinstance(value, tuple | list) else ()
     if not specs or not all(isinstance(spec, str) and spec for spec in specs):
@@ -188,3 +215,88 @@ def duration_text(us: int) -> str:
         if us % (size * US_PER_S) == 0:
             return f"{us // (size * US_PER_S)}{unit}"
     return f"{us / US_PER_S:.6f}".rstrip("0") + "s"
+
+
+OFF = "off"
+
+
+def tolerance(text: str) -> int:
+    """A future tolerance: a duration ('5m', '2h'), or 'off' for no bound (synthetic data)."""
+    if text.strip().lower() == OFF:
+        return NO_FUTURE_BOUND
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or '{OFF}' for no bound on the future") from None
+
+
+def tolerance_text(us: int) -> str:
+    return OFF if us >= NO_FUTURE_BOUND else duration_text(us)
+
+
+# The same limits as the funnel-definition schema's breakdowns.
+MAX_BREAKDOWN_VALUES = 50
+_VALUE_CHARS = {"first_channel": MAX_CHANNEL, "first_campaign": MAX_CAMPAIGN, "trigger_channel": MAX_CHANNEL}
+
+
+def breakdowns(value: Any) -> tuple[Breakdown, ...]:
+    """Breakdowns held to the rules a definition file's are: known, once each, with at most
+    MAX_BREAKDOWN_VALUES distinct values of the touchpoint's length, none of them 'other' or 'none'."""
+    items = tuple(value) if isinstance(value, tuple | list) else None
+    if items is None or not all(isinstance(item, Breakdown) for item in items):
+        raise ValueError(f"{value!r} is not a list of breakdowns")
+    seen: set[str] = set()
+    for item in items:
+        if item.by not in BREAKDOWNS:
+            close = difflib.get_close_matches(item.by, BREAKDOWNS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(BREAKDOWNS)}"
+            raise ValueError(f"{item.by!r} is not a breakdown; {hint}")
+        if item.by in seen:
+            raise ValueError(f"{item.by} is named twice")
+        seen.add(item.by)
+        if not 0 < len(item.values) <= MAX_BREAKDOWN_VALUES:
+            raise ValueError(f"{item.by} takes 1 to {MAX_BREAKDOWN_VALUES} values, got {len(item.values)}")
+        for text in item.values:
+            if not isinstance(text, str) or not 0 < len(text) <= _VALUE_CHARS[item.by]:
+                raise ValueError(f"{item.by}: {text!r} is not a value of 1 to {_VALUE_CHARS[item.by]} characters")
+            if text in (OTHER, NONE):
+                raise ValueError(f"{item.by}: {text!r} is a label of its own (other values, missing values)")
+        if len(set(item.values)) != len(item.values):
+            raise ValueError(f"{item.by}: a value is listed twice")
+    return tuple(sorted(items, key=lambda item: BREAKDOWNS.index(item.by)))
+
+
+def breakdown_list(text: str) -> tuple[Breakdown, ...]:
+    """'first_channel;first_campaign=spring,autumn' -> breakdowns; 'off' -> none.
+
+    A breakdown alone takes its default values (channels: DEFAULT_CHANNELS); BY=v1,v2 names them.
+    """
+    if text.strip().lower() == OFF:
+        return ()
+    spec: dict[str, list[str] | None] = {}
+    for item in (part.strip() for part in text.split(";")):
+        if not item:
+            continue
+        by, equals, listed = item.partition("=")
+        by = by.strip()
+        if by in spec:
+            raise ValueError(f"{by} is named twice")
+        spec[by] = [v.strip() for v in listed.split(",") if v.strip()] if equals else None
+        if equals and not spec[by]:
+            raise ValueError(f"{by}= lists no values")
+    unknown = [by for by in spec if by not in BREAKDOWNS]
+    if unknown:
+        breakdowns([Breakdown(unknown[0], ())])  # raises, with a did-you-mean
+    if not spec:
+        raise ValueError(f"{text!r} names no breakdown: give {', '.join(BREAKDOWNS)} or '{OFF}'")
+    return breakdowns_of(spec)
+
+
+def breakdown_text(value: tuple[Breakdown, ...]) -> str:
+    """Breakdowns as breakdown_list reads them back."""
+    if not value:
+        return OFF
+    defaults = {by: DEFAULT_CHANNELS for by in CHANNEL_BREAKDOWNS}
+    return ";".join(
+        item.by if defaults.get(item.by) == item.values else f"{item.by}={','.join(item.values)}" for item in value
+    )

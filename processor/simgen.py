@@ -1,12 +1,16 @@
 """Synthetic touchpoints: seeded contacts walking funnels. Pure: no I/O, no clock.
 
-`generate(plans, config, start_us)` yields touchpoint dicts (the contract of
-processor.funnel.touchpoint) in event-time order, ties in a stable order; the same
-arguments always yield the same touchpoints. Writers (a file, later a topic) only
-serialise what it yields.
+`generate(plans, config, start_us=...)` or `generate(plans, config, end_us=...)`
+yields touchpoint dicts (the contract of processor.funnel.touchpoint) in event-time
+order, ties in a stable order; the same arguments always yield the same touchpoints.
+With `start_us` the first contact enters no earlier than it; with `end_us` the last
+touchpoint falls exactly on it, so a file can end "now" and still be reproducible
+(the same walks, shifted in time). Writers (a file, a topic) only serialise what it
+yields.
 
 Each contact enters one funnel (chosen at random among the plans) at its first
-stage, then per stage: with the stage's conversion probability it moves on after an
+stage, then per stage: with the stage's conversion probability (times its channel's
+factor, when one is given for the channel of its first touchpoint) it moves on after an
 exponential delay (sometimes skipping a stage), otherwise it goes quiet or, at the
 lost rate, sends a lost touchpoint. Extra touchpoints that move nothing ("noise")
 and exact re-sends (duplicates) are mixed in. Every touchpoint is checked against the
@@ -19,10 +23,12 @@ import random
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from processor.funnel.definition import Funnel, Rule
 from processor.funnel.timefmt import format_time
+from processor.funnel.vocabulary import DEFAULT_CHANNELS
 
 SECOND_US = 1_000_000
 DAY_US = 86_400 * SECOND_US
@@ -75,18 +81,28 @@ class Config:
     noise_rate: float = 0.3  # chance of each further extra touchpoint in a stage visit
     skip_rate: float = 0.05  # a contact that moves on skips a stage
     contact_prefix: str = "c-"  # contact ids are this + a six-digit number
+    # Channel -> factor on every stage's conversion probability (capped at 1) for contacts whose first
+    # touchpoint came through that channel; other channels convert at the stage's own probability.
+    channel_conversion: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 # One entry per line: (occurred_at µs, generation order, body, is a re-send).
 Entry = tuple[int, int, dict[str, Any], bool]
 
 
-def generate(plans: Sequence[FunnelPlan], config: Config, start_us: int) -> Iterator[dict[str, Any]]:
-    """Touchpoint dicts in event-time order; event ids 'e-<seed>-<n>' in file order."""
+def generate(
+    plans: Sequence[FunnelPlan], config: Config, start_us: int | None = None, *, end_us: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Touchpoint dicts in event-time order; event ids 'e-<seed>-<n>' in file order.
+
+    Give `start_us` (contacts enter from then on) or `end_us` (the last touchpoint's time).
+    """
     if not plans:
         raise ValueError("simulate needs at least one funnel")
     if (config.contacts is None) == (config.touchpoints is None):
         raise ValueError("give exactly one of contacts and touchpoints")
+    if (start_us is None) == (end_us is None):
+        raise ValueError("give exactly one of start_us and end_us")
     rng = random.Random(config.seed)  # noqa: S311 -- reproducible on purpose, nothing secret
     sim = _Simulation(rng, config, [_Walkable(p) for p in plans])
     window_s = max(1, round(config.days * 86_400))
@@ -96,19 +112,28 @@ def generate(plans: Sequence[FunnelPlan], config: Config, start_us: int) -> Iter
     ):
         n += 1
         walkable = sim.walkables[0] if len(sim.walkables) == 1 else _pick(rng, sim.walkables)
-        sim.walk(walkable, f"{config.contact_prefix}{n:06d}", start_us + _below(rng, window_s) * SECOND_US)
+        sim.walk(walkable, f"{config.contact_prefix}{n:06d}", _below(rng, window_s) * SECOND_US)  # from 0
         if n == GIVE_UP and not sim.entries:
             raise ValueError(f"no touchpoint can enter these funnels' first stages ({n} contacts tried)")
     entries = sim.entries
     entries.sort(key=_order)
     limit = len(entries) if config.touchpoints is None else config.touchpoints
+    kept = entries[:limit]
+    # Walks start from time 0: every time is shifted here, by the start or so that the last touchpoint ends.
+    shift = start_us if start_us is not None else (end_us or 0) - (kept[-1][0] if kept else 0)
     prefix = f"e-{config.seed}-"
     sent = 0
-    for _, _, body, resend in entries[:limit]:
+    stamp = sim.stamp
+    for at, _, body, resend in kept:
         if not resend:
             sent += 1
             body["event_id"] = prefix + str(sent)
-        yield dict(body)  # the original precedes its re-send, so its id is already set
+            body["occurred_at"] = stamp(at + shift)
+        yield dict(body)  # the original precedes its re-send, so its id and time are already set
+
+
+def _or_one(factor: float | None) -> float:
+    return 1.0 if factor is None else factor
 
 
 def _order(entry: Entry) -> tuple[int, int]:
@@ -151,6 +176,7 @@ class _Journey:
     stage: int = -1
     last_at: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    factor: float | None = None  # the conversion factor of its first touchpoint's channel, once it sent one
 
     def effect(self, body: dict[str, Any], extra: int = 0) -> tuple[int | None, bool]:
         """(stage it would move to, or None; whether it would lose the contact)."""
@@ -189,12 +215,13 @@ class _Simulation:
 
     def emit(self, journey: _Journey, body: dict[str, Any], at: int) -> None:
         entries = self.entries
-        body["occurred_at"] = self.stamp(at)
-        entries.append((at, len(entries), body, False))
+        entries.append((at, len(entries), body, False))  # occurred_at is stamped when yielded
         if self.rng.random() < self.config.duplicate_rate:
             entries.append((at, len(entries), body, True))
         journey.counts[body["type"]] = journey.counts.get(body["type"], 0) + 1
         journey.last_at = at
+        if journey.factor is None:
+            journey.factor = self.config.channel_conversion.get(body.get("channel") or "", 1.0)
 
     def walk(self, walkable: _Walkable, contact: str, at: int) -> None:
         rng, config, plan = self.rng, self.config, walkable.plan
@@ -207,7 +234,7 @@ class _Simulation:
             stage = journey.stage
             window_s = max(1, round(rng.expovariate(1.0) * plan.mean_delay_us[stage] / SECOND_US))
             due = at + window_s * SECOND_US
-            converts = stage < last and rng.random() < plan.conversion[stage]
+            converts = stage < last and rng.random() < min(1.0, plan.conversion[stage] * _or_one(journey.factor))
             self.noise(walkable, journey, contact, at, window_s)
             if not converts:
                 if funnel.lost and not funnel.terminal[stage] and rng.random() < config.lost_rate:
@@ -272,7 +299,7 @@ class _Simulation:
 
 
 # What touchpoints look like: channels, campaigns and properties by type.
-_CHANNELS = ("organic", "paid_search", "email", "direct", "referral", "social")
+_CHANNELS = DEFAULT_CHANNELS  # what a channel breakdown shows by default
 _CHANNEL_CUM = (0.28, 0.50, 0.68, 0.82, 0.92, 1.0)
 _TYPE_CHANNELS = {
     "ad_impression": ("paid_search", "social"),

@@ -81,6 +81,20 @@ def by_stage_order(title: str, description: str, expr: str, value: str, unit: st
     )
 
 
+def table(title: str, description: str, expr: str, *, rows: str, columns: str, unit: str) -> Panel:
+    """An instant query as a grid: a row per value of `rows`, a column per value of `columns`."""
+    return panel(
+        "table",
+        title,
+        description,
+        [target(expr, instant=True)],
+        unit,
+        transformations=[
+            {"id": "groupingToMatrix", "options": {"rowField": rows, "columnField": columns, "valueField": "Value"}}
+        ],
+    )
+
+
 def row(title: str) -> Panel:
     return {"type": "row", "title": title, "collapsed": False, "panels": []}
 
@@ -132,6 +146,43 @@ def panels() -> list[Panel]:
             "Drop-offs (lost and stalled) over the dashboard's time range, in the funnel's order.",
             f"sum by (stage) (increase(funnel_dropoffs_total{{{F}}}[$__range]))",
             "dropped",
+            "short",
+        ),
+        row("Breakdowns: the why"),
+        table(
+            "Conversion by $breakdown per stage, last day",
+            "Per stage (rows) and value of the breakdown chosen above (columns): contacts who moved on / "
+            "contacts who entered, over the last day (recording rule funnel_stage_breakdown:funnel_conversion:"
+            "ratio1d). A visit's exit counts under the value its entry did. Empty: nobody entered.",
+            f'funnel_stage_breakdown:funnel_conversion:ratio1d{{{F}, breakdown="$breakdown"}}',
+            rows="stage",
+            columns="value",
+            unit="percentunit",
+        ),
+        table(
+            "Drop-offs by last touch per stage, in range",
+            "Per stage (rows): the drop-offs over the dashboard's time range by the type of the contact's "
+            "last touchpoint before the drop (for a loss, the one before the lost touchpoint). Types no "
+            "canonical vocabulary names count as other.",
+            f"sum by (stage, last_touch_type) (increase(funnel_dropoffs_by_last_touch_total{{{F}}}[$__range])) > 0",
+            rows="stage",
+            columns="last_touch_type",
+            unit="short",
+        ),
+        timeseries(
+            "Entries needed at the top per entry at $stage (30 days)",
+            "Contacts entering the funnel per contact entering the chosen stage, over 30 days: how many "
+            "suspects a customer takes, at current rates; in total and by value of the chosen breakdown "
+            "(recording rules funnel_stage:… and funnel_stage_breakdown:funnel_top_entries_per_stage_entry:ratio30d).",
+            [
+                target(f'funnel_stage:funnel_top_entries_per_stage_entry:ratio30d{{{F}, stage="$stage"}}', "all", "A"),
+                target(
+                    "funnel_stage_breakdown:funnel_top_entries_per_stage_entry:ratio30d"
+                    f'{{{F}, stage="$stage", breakdown="$breakdown"}}',
+                    "{{value}}",
+                    "B",
+                ),
+            ],
             "short",
         ),
         row("Time"),
@@ -214,6 +265,23 @@ def layout(items: list[Panel]) -> list[Panel]:
     return placed
 
 
+def variable(name: str, label: str, definition: str) -> dict[str, Any]:
+    """A query variable: one value at a time, from the label values of a series."""
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "query": {"qryType": 1, "query": definition, "refId": "A"},
+        "definition": definition,
+        "refresh": 2,
+        "sort": 0,
+        "multi": False,
+        "includeAll": False,
+        "current": {},
+    }
+
+
 def dashboard() -> dict[str, Any]:
     return {
         "__inputs": [
@@ -266,6 +334,12 @@ def dashboard() -> dict[str, Any]:
                     "includeAll": False,
                     "current": {},
                 },
+                variable("stage", "Stage", 'label_values(funnel_stage_entries_total{funnel="$funnel"}, stage)'),
+                variable(
+                    "breakdown",
+                    "Breakdown",
+                    'label_values(funnel_breakdown_stage_entries_total{funnel="$funnel"}, breakdown)',
+                ),
             ]
         },
         "panels": layout(panels()),

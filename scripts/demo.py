@@ -5,9 +5,11 @@
    (the tests' and benchmarks' broker; needs Java) instead. FUNNEL_BROKER_URL names a Kafka
    to use instead of either.
 2. Creates the topics (`funnel-processor topics create`) and starts `funnel-processor worker`.
-3. Every few seconds feeds a new batch of simulated contacts for the four presets, each batch
-   starting in event time after the previous one ended, and shows the funnels as the worker
-   builds them (`funnel-processor report --from-topics`).
+3. Every few seconds feeds a new batch of simulated contacts for the four presets and shows the
+   funnels as the worker builds them (`funnel-processor report --from-topics`). Event time
+   starts a year back and runs a week per batch until it reaches the present, then follows
+   the wall clock; no touchpoint is sent before its time (scripts/demo_time.py), so the
+   worker's bound on the future stays at its default.
 
 Ctrl-C or SIGTERM (or --duration) stops everything it started, by PID.
 """
@@ -21,7 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -38,6 +40,7 @@ from demo_support import (
     start_tansu,
     wait_ready,
 )
+from demo_time import BATCH_SPAN_US, DAY_US, HISTORY_US, EventTime
 
 from localbrokers.net import free_loopback_port
 from processor import kafkaio
@@ -49,9 +52,10 @@ OUT = ROOT / "out"
 DATA = OUT / "demo-data"  # the worker's data dir, wiped at every start
 PRESETS = ("b2b-sales", "aida", "customer-journey", "quote-to-deal")
 FUNNEL_ARGS = [arg for name in PRESETS for arg in ("--funnel", name)]
+# Contacts who first came by referral convert better, by paid search worse: the breakdown panels show it.
+CHANNEL_ARGS = ["--channel-conversion", "referral=1.6", "--channel-conversion", "paid_search=0.6"]
 CLI = [sys.executable, "-m", "processor"]
-FIRST_SEED, FIRST_START = 2026, "2026-01-01T00:00:00Z"
-DAY_US = 86_400_000_000
+FIRST_SEED = 2026
 WEB_PORT = 6066
 REPORT_TIMEOUT_S = 0.5  # report --timeout: stop reading a topic after this long without a new record
 
@@ -106,7 +110,11 @@ def demo_env(broker_url: str | None, web_port: int, tansu: bool = True) -> dict[
 
 @dataclass
 class Feeder:
-    """New contacts in batches: `simulate` (new seed and contact prefix each) -> the topic."""
+    """New contacts in batches: `simulate` (new seed and contact prefix each) -> the topic.
+
+    Each batch's contacts enter within the batch's window of event time; what they do later
+    waits in `clock` until a batch's window reaches it (scripts/demo_time.py).
+    """
 
     children: Children
     env: dict[str, str]
@@ -114,34 +122,44 @@ class Feeder:
     contacts: int
     batches: int = 0
     sent: int = 0
-    start_us: int = parse_time(FIRST_START)
-    last_event: str = ""
+    clock: EventTime = field(default_factory=lambda: EventTime.starting(wall_us()))
 
     def feed(self) -> None:
-        self.batches += 1
-        seed = FIRST_SEED + self.batches - 1
-        command = [*CLI, "simulate", *FUNNEL_ARGS, "--contacts", str(self.contacts), "--seed", str(seed)]
-        command += ["--start", format_time(self.start_us), "--contact-prefix", f"b{self.batches}-", "--output", "-"]
-        child = self.children.start("simulator", command, self.env)
-        assert child.process.stdout is not None
-        lines = self._watched(child.process.stdout)
+        start, end = self.clock.window(wall_us())
+        if end > start:  # else no second has passed since the last batch: nothing new enters
+            self.batches += 1
+            seed = FIRST_SEED + self.batches - 1
+            command = [*CLI, "simulate", *FUNNEL_ARGS, *CHANNEL_ARGS, "--contacts", str(self.contacts)]
+            command += ["--seed", str(seed), "--start", format_time(start), "--days", f"{(end - start) / DAY_US:.9f}"]
+            command += ["--contact-prefix", f"b{self.batches}-", "--output", "-"]
+            child = self.children.start("simulator", command, self.env)
+            assert child.process.stdout is not None
+            self.clock.add(self._timed(child.process.stdout))
+            _, err = child.process.communicate()
+            self.children.finished(child)
+            if child.process.returncode != 0:
+                raise DemoError(f"simulate exited with {child.process.returncode}: {err.decode(errors='replace')}")
+        due = self.clock.release(end)
+        if not due:
+            return
         try:
-            self.sent += kafkaio.produce_lines(self.settings, self.settings.topic_touchpoints, lines)
+            self.sent += kafkaio.produce_lines(self.settings, self.settings.topic_touchpoints, due)
         except kafkaio.KafkaIOError as exc:
             raise DemoError(f"batch {self.batches} could not be sent: {exc}") from None
-        _, err = child.process.communicate()
-        self.children.finished(child)
-        if child.process.returncode != 0:
-            raise DemoError(f"simulate exited with {child.process.returncode}: {err.decode(errors='replace')}")
-        # The next batch starts the day after this one's last touchpoint: event time never goes back.
-        self.start_us = (parse_time(self.last_event) // DAY_US + 1) * DAY_US
 
-    def _watched(self, stream: IO[bytes]) -> Iterator[bytes]:
-        # Lines pass through as they are; the last one's time sets the next batch's start.
+    def _timed(self, stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         for line in stream:
             self.children.signals.check()
-            self.last_event = orjson.loads(line)["occurred_at"]
-            yield line
+            yield parse_time(orjson.loads(line)["occurred_at"]), line.rstrip(b"\n")
+
+    def phase(self) -> str:
+        if self.clock.live(wall_us()):
+            return "live: following the wall clock"
+        return f"{BATCH_SPAN_US // DAY_US} days per batch until the present"
+
+
+def wall_us() -> int:
+    return time.time_ns() // 1000
 
 
 @dataclass
@@ -163,7 +181,8 @@ class Live:
     def status(self, feeder: Feeder) -> str:
         batches = f"{feeder.batches} batch{'es' if feeder.batches != 1 else ''}"
         return (
-            f"{feeder.sent:,} touchpoints sent ({batches}, event time up to {feeder.last_event[:10]})"
+            f"{feeder.sent:,} touchpoints sent ({batches}; event time up to {format_time(feeder.clock.horizon)[:16]},"
+            f" {feeder.phase()})"
             f" | worker PID {self.worker.pid} | broker {self.broker_text} | {clock(time.monotonic() - self.started)}"
         )
 
@@ -244,9 +263,12 @@ def run(args: argparse.Namespace, children: Children) -> None:
     say(f"  PID {worker.pid}: ready after {wait_ready(worker, children.signals):.1f} s")
     say(
         f"Every {args.interval:g} s, {args.contacts_per_batch} new contacts for {', '.join(PRESETS)}:\n"
-        f"$ funnel-processor simulate {' '.join(FUNNEL_ARGS)} --contacts {args.contacts_per_batch} "
-        "--seed 2026+N --start <the day after batch N-1 ended> --contact-prefix bN- --output -\n"
-        f"  produced to {settings.topic_touchpoints} keyed by contact_id.\n"
+        f"$ funnel-processor simulate {' '.join(FUNNEL_ARGS)} {' '.join(CHANNEL_ARGS)} "
+        f"--contacts {args.contacts_per_batch} "
+        "--seed 2026+N --start <where batch N-1 ended> --days <its window> --contact-prefix bN- --output -\n"
+        f"  produced to {settings.topic_touchpoints} keyed by contact_id, in event-time order, none before its time.\n"
+        f"Event time starts {HISTORY_US // DAY_US} days back and runs {BATCH_SPAN_US // DAY_US} days per batch "
+        "(faster than real time, so that stalls show) until it reaches the present; then it follows the wall clock.\n"
         "Ctrl-C stops the demo."
     )
 

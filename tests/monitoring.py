@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from processor.definitions import load_funnels
 from processor.metrics import FunnelMetrics
+from processor.settings import Settings
 from processor.stagecounts import StageCounts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 def exported_names() -> set[str]:
     """Every family and sample name the worker's /metrics can show (its own and Faust's sensor)."""
     registry = CollectorRegistry()
-    funnels = load_funnels(["b2b-sales"])
+    funnels = load_funnels(["b2b-sales"], Settings().breakdowns)  # the worker's default breakdowns
     FunnelMetrics(registry, funnels, StageCounts(funnels))
     FaustMetrics.create(registry, "funnel_faust")
     families = list(registry.collect())

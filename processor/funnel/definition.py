@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processor.funnel.timefmt import parse_duration
+from processor.funnel.vocabulary import DEFAULT_CHANNELS, NONE, OTHER
 
 
 class DefinitionError(ValueError):
@@ -77,6 +78,43 @@ def _holds(properties: Mapping[str, Any] | None, key: str, op: str, operand: Any
     return bool(value <= operand)  # lte
 
 
+# What a funnel's figures can be broken down by, in the order they are counted and shown.
+BREAKDOWNS = ("first_channel", "first_campaign", "trigger_channel")
+CHANNEL_BREAKDOWNS = frozenset({"first_channel", "trigger_channel"})
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """One breakdown of a funnel's figures: `by` one of BREAKDOWNS, with its values.
+
+    Its labels are the values, then OTHER for any other value and NONE for a missing one,
+    so a metric broken down by it has a bounded number of series whatever arrives.
+    """
+
+    by: str
+    values: tuple[str, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (*self.values, OTHER, NONE)
+
+
+def breakdowns_of(spec: Mapping[str, Sequence[str] | None]) -> tuple[Breakdown, ...]:
+    """Breakdowns from {by: values}, in BREAKDOWNS order; None values: the default channels.
+
+    The values are checked by the definition schema (or the worker's setting): no 'other' or
+    'none', no repeats. A campaign breakdown must name its values (ValueError).
+    """
+    made = []
+    for by in BREAKDOWNS:
+        if by in spec:
+            values = spec[by]
+            if values is None and by not in CHANNEL_BREAKDOWNS:
+                raise ValueError(f"{by} needs its values listed (there is no default list of campaigns)")
+            made.append(Breakdown(by, DEFAULT_CHANNELS if values is None else tuple(values)))
+    return tuple(made)
+
+
 @dataclass(frozen=True, slots=True)
 class Funnel:
     name: str
@@ -92,6 +130,7 @@ class Funnel:
     lost_by_type: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False)
     counted: Mapping[str, int] = field(default_factory=dict, compare=False)
     types: frozenset[str] = field(default=frozenset(), compare=False)  # every type any rule names
+    breakdowns: tuple[Breakdown, ...] = ()  # metrics only: the core never reads them
 
 
 def _index(rules: Sequence[Rule]) -> dict[str, tuple[Rule, ...]]:
@@ -186,6 +225,7 @@ def compile_funnel(doc: Mapping[str, Any], source: str = "<definition>") -> Funn
         if i not in reached:
             raise DefinitionError(source, "rules", f"no rule leads into stage {name!r}")
 
+    breakdown_spec = {by: item.get("values") for by, item in doc.get("breakdowns", {}).items()}
     counted: dict[str, int] = {}
     for rule in rules:
         if rule.nth > 1:
@@ -201,4 +241,5 @@ def compile_funnel(doc: Mapping[str, Any], source: str = "<definition>") -> Funn
         lost_by_type=_index(lost),
         counted=counted,
         types=frozenset(r.type for r in (*rules, *lost)),
+        breakdowns=breakdowns_of(breakdown_spec),
     )

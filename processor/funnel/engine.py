@@ -4,6 +4,11 @@ It owns the event-time clock and a timer heap of stall deadlines, and keeps cont
 states in any mutable mapping (a dict in a replay, a Faust table in the worker).
 Firing costs grow with what is due, not with how many contacts are tracked: the
 heap holds one entry per scheduled deadline and stale entries are skipped on pop.
+
+An engine made with `attributed=True` (the worker's) also keeps, for each output it
+returns, what the breakdown metrics need and the output does not carry (`Attribution`:
+the contact's first touch, the channel that opened the stage visit), for the caller to
+take in order with `take_attributions`.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from collections.abc import Iterable, MutableMapping, Sequence
 
 from processor.funnel.definition import Funnel
 from processor.funnel.journey import (
+    Attribution,
     ContactState,
     Limits,
     advance,
+    attribute,
     counted_types,
     event_hash,
     expire,
@@ -32,6 +39,8 @@ class Engine:
         funnels: Sequence[Funnel],
         store: MutableMapping[str, ContactState] | None = None,
         limits: Limits | None = None,
+        *,
+        attributed: bool = False,
     ) -> None:
         names = [f.name for f in funnels]
         if len(set(names)) != len(names):
@@ -45,6 +54,8 @@ class Engine:
         self.duplicates = 0  # touchpoints ignored as duplicates
         self.late = 0  # touchpoints older than the latest one seen before them
         self._timers: list[tuple[int, str]] = []
+        # With `attributed`, the attribution of every output returned, in the same order, until taken.
+        self._attributions: list[Attribution] | None = [] if attributed else None
 
     def observe(self, tp: Touchpoint) -> list[Output]:
         """Advance the clock to the touchpoint, fire what is due, then apply it."""
@@ -64,6 +75,8 @@ class Engine:
             state = self.store.get(tp.contact_id)
         new, produced = advance(state, tp, self.funnels, self.counted, self.limits, digest)
         self.store[tp.contact_id] = new
+        if produced and self._attributions is not None:
+            attribute(state, new.first, produced, self._attributions)
         if state is None or new.positions is not state.positions:
             due = next_deadline(new, self.funnels)
             if due is not None and (state is None or due != next_deadline(state, self.funnels)):
@@ -78,6 +91,15 @@ class Engine:
         if self.clock is None or clock > self.clock:
             self.clock = clock
         return self._fire_due()
+
+    def take_attributions(self) -> list[Attribution]:
+        """The attributions of the outputs returned since the last call, in order (an engine
+        made with `attributed=True`; else always empty)."""
+        taken = self._attributions
+        if not taken:
+            return []
+        self._attributions = []
+        return taken
 
     def schedule(self, contact_ids: Iterable[str]) -> None:
         """(Re)build timers for contacts whose states were loaded from elsewhere."""
@@ -106,6 +128,8 @@ class Engine:
                 continue  # stale: the contact moved on, or a newer entry exists
             new, fired = expire(state, contact_id, clock, self.funnels)
             self.store[contact_id] = new
+            if self._attributions is not None:
+                attribute(state, state.first, fired, self._attributions)
             outputs.extend(fired)
             later = next_deadline(new, self.funnels)
             if later is not None:

@@ -54,6 +54,9 @@ class Position(NamedTuple):
     entry_at: int  # when the contact entered the funnel
     dropped: bool  # a drop-off was emitted for this stage visit
     sequence: int  # outputs emitted so far in this funnel
+    # The channel of the touchpoint that moved the contact into this stage (for breakdowns by
+    # trigger channel: a visit's exit and drop-off count under the channel that opened it).
+    trigger_channel: str | None = None
 
 
 class ContactState(NamedTuple):
@@ -64,6 +67,28 @@ class ContactState(NamedTuple):
     seen_ids: tuple[int, ...]  # hashes of the event ids remembered for dedup, in arrival order
     seen_at: tuple[int, ...]  # their occurred_at, in the same order
     positions: Mapping[str, Position]  # funnel name -> position; absent before entry
+
+
+class Attribution(NamedTuple):
+    """What counting an output by breakdown needs beyond the output itself.
+
+    The contact's first touchpoint (a drop-off does not carry it), and the channel of the
+    touchpoint that opened the stage visit the output ends: the visit a move leaves (None
+    for an entry into the funnel) or the visit a drop-off ends.
+    """
+
+    first_channel: str | None
+    first_campaign: str | None
+    visit_channel: str | None
+
+
+def attribute(before: ContactState | None, first: Touch, outputs: Sequence[Output], into: list[Attribution]) -> None:
+    """Append the attribution of each output to `into`, in order; `before` is the state the
+    outputs were produced from (None for a contact's first touchpoint)."""
+    positions = None if before is None else before.positions
+    for output in outputs:
+        pos = None if positions is None else positions.get(output["funnel"])
+        into.append(Attribution(first.channel, first.campaign, None if pos is None else pos.trigger_channel))
 
 
 def event_hash(event_id: str) -> int:
@@ -175,8 +200,8 @@ def _step(
             break
         if rule.matches(tp.channel, tp.properties, counts.get(tp.type, 1)):
             if pos is None:
-                return Position(rule.stage, tp.at, tp.at, False, 1), "transition"
-            return Position(rule.stage, tp.at, pos.entry_at, False, pos.sequence + 1), "transition"
+                return Position(rule.stage, tp.at, tp.at, False, 1, tp.channel), "transition"
+            return Position(rule.stage, tp.at, pos.entry_at, False, pos.sequence + 1, tp.channel), "transition"
     if pos is None or pos.dropped or funnel.terminal[pos.stage]:
         return None
     for rule in funnel.lost_by_type.get(tp.type, ()):

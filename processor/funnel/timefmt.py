@@ -20,14 +20,18 @@ MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // _O
 
 # RFC 3339 date-time: full date, "T" (or "t"/space, which the RFC allows),
 # full time with optional fraction, and a mandatory offset ("Z" or +hh:mm).
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)")
+# re.ASCII throughout: without it \d also matches other scripts' digits (U+0665, ARABIC-INDIC
+# DIGIT FIVE), which int() and datetime then read, though no RFC 3339 time (nor the schema) has them.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
+)
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])", re.ASCII)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 # "YYYY-MM-DDTHH:MM:SSZ" (what most producers send): hours 00-23, minutes and seconds 00-59.
-_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ")
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ", re.ASCII)
 
 
 @lru_cache(maxsize=1024)
@@ -118,7 +122,7 @@ def parse_duration(text: str | float | int) -> int:
     else:
         match = _DURATION.fullmatch(text.strip())
         if not match:
-            raise ValueError(f"{text!r} is not a duration (a number and a unit: '30d', '12h', '90m', '45s', '0.05s')")
+            raise ValueError(f"{text!r} is not a duration (a number and a unit: 30d, 12h, 90m, 45s, 2w, 0.05s)")
         value = float(match.group(1)) * _UNIT_S[match.group(2)]
     if not value > 0:
         raise ValueError(f"duration must be positive, got {text!r}")

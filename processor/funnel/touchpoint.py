@@ -2,8 +2,13 @@
 
 `decode` turns one record's bytes into a `Touchpoint` or raises `Invalid` with a
 short machine reason (a bounded set, fit for a metric label) and a readable detail.
-The rules are those of schemas/touchpoint/jsonschema/1-0-0.json; a test holds the
-two to the same verdicts.
+The rules are those of the current touchpoint schema (`processor.schemas.CURRENT`);
+a test holds the two to the same verdicts. Every string a contact's state keeps or
+an output repeats has a maximum length, so a state and an output have a size limit.
+
+`check_not_ahead` is the bound on the future: a touchpoint dated more than a
+tolerance after the time it arrived is refused before it can move a clock. The
+caller says what "arrived" means and gives that time; nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -12,9 +17,19 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from processor.funnel.timefmt import parse_time_text
+from processor.funnel.timefmt import MAX_US, MIN_US, US_PER_S, format_time, parse_time_text
 
 MAX_RECORD_BYTES = 64 * 1024
+# Most characters (code points) per string field: ids and type since 1-0-0, channel and campaign since 1-1-0.
+MAX_EVENT_ID = 128
+MAX_CONTACT_ID = 128
+MAX_TYPE = 64
+MAX_CHANNEL = 64
+MAX_CAMPAIGN = 256
+# How far ahead of its arrival a touchpoint may be dated (the worker's FUNNEL_FUTURE_TOLERANCE, replay's
+# --future-tolerance), and the tolerance no event time can exceed: the bound switched off.
+DEFAULT_FUTURE_TOLERANCE_US = 5 * 60 * US_PER_S
+NO_FUTURE_BOUND = MAX_US - MIN_US + 1
 
 # Dead-letter reasons. Kept few and stable: they label metrics and alerts.
 TOO_LARGE = "too_large"
@@ -25,7 +40,11 @@ WRONG_TYPE = "wrong_type"
 BAD_VALUE = "invalid_value"
 BAD_TIMESTAMP = "bad_timestamp"
 KEY_MISMATCH = "key_mismatch"
-REASONS = (TOO_LARGE, NOT_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE, BAD_VALUE, BAD_TIMESTAMP, KEY_MISMATCH)
+FUTURE_TIMESTAMP = "future_timestamp"
+REASONS = (
+    *(TOO_LARGE, NOT_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE, BAD_VALUE, BAD_TIMESTAMP, KEY_MISMATCH),
+    FUTURE_TIMESTAMP,
+)
 
 
 class Invalid(ValueError):
@@ -55,10 +74,14 @@ def _string(doc: dict[str, Any], name: str, limit: int) -> None:
         raise Invalid(BAD_VALUE, f"field {name!r} must be 1 to {limit} characters, got {len(value)}")
 
 
-def _optional(doc: dict[str, Any], name: str) -> None:
+def _optional(doc: dict[str, Any], name: str, limit: int) -> None:
     value = doc.get(name)
-    if value is not None and type(value) is not str:
+    if value is None:
+        return
+    if type(value) is not str:
         raise Invalid(WRONG_TYPE, f"field {name!r} must be a string, got {_kind(value)}")
+    if len(value) > limit:
+        raise Invalid(BAD_VALUE, f"field {name!r} must be at most {limit} characters, got {len(value)}")
 
 
 def _kind(value: Any) -> str:
@@ -87,11 +110,11 @@ def from_dict(doc: Any) -> Touchpoint:
             and type(contact_id) is str
             and type(kind) is str
             and type(when) is str
-            and 0 < len(event_id) <= 128
-            and 0 < len(contact_id) <= 128
-            and 0 < len(kind) <= 64
-            and (channel is None or type(channel) is str)
-            and (campaign is None or type(campaign) is str)
+            and 0 < len(event_id) <= MAX_EVENT_ID
+            and 0 < len(contact_id) <= MAX_CONTACT_ID
+            and 0 < len(kind) <= MAX_TYPE
+            and (channel is None or (type(channel) is str and len(channel) <= MAX_CHANNEL))
+            and (campaign is None or (type(campaign) is str and len(campaign) <= MAX_CAMPAIGN))
             and (properties is None or type(properties) is dict)
         ):
             try:
@@ -107,9 +130,9 @@ def _refuse(doc: Any) -> None:
     """Raise Invalid naming the first problem of a record the fast checks refused."""
     if type(doc) is not dict:
         raise Invalid(NOT_OBJECT, f"a touchpoint must be a JSON object, got {_kind(doc)}")
-    _string(doc, "event_id", 128)
-    _string(doc, "contact_id", 128)
-    _string(doc, "type", 64)
+    _string(doc, "event_id", MAX_EVENT_ID)
+    _string(doc, "contact_id", MAX_CONTACT_ID)
+    _string(doc, "type", MAX_TYPE)
     when = doc.get("occurred_at")
     if when is None:
         raise Invalid(MISSING_FIELD, "required field 'occurred_at' is missing")
@@ -118,19 +141,52 @@ def _refuse(doc: Any) -> None:
     properties = doc.get("properties")
     if properties is not None and type(properties) is not dict:
         raise Invalid(WRONG_TYPE, f"field 'properties' must be an object, got {_kind(properties)}")
-    _optional(doc, "channel")
-    _optional(doc, "campaign")
+    _optional(doc, "channel", MAX_CHANNEL)
+    _optional(doc, "campaign", MAX_CAMPAIGN)
 
 
 def decode(raw: bytes) -> Touchpoint:
     """One record's bytes -> Touchpoint, or Invalid with the reason."""
+    return from_dict(parse_record(raw))
+
+
+def parse_record(raw: bytes) -> Any:
+    """One record's bytes -> its JSON value, or Invalid (too_large, invalid_json); for every input format."""
     if len(raw) > MAX_RECORD_BYTES:
         raise Invalid(TOO_LARGE, f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}")
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Invalid(NOT_JSON, f"not valid JSON: {exc}") from None
-    return from_dict(doc)
 
 
-__all__ = ["REASONS", "Invalid", "Touchpoint", "decode", "from_dict"]
+def check_not_ahead(tp: Touchpoint, arrived: int, tolerance: int) -> None:
+    """Raise Invalid (future_timestamp) when `tp` is dated more than `tolerance` after `arrived`.
+
+    Both are microseconds, given by the caller: the worker passes a record's arrival
+    time, a replay its --now. A refused touchpoint is dead-lettered and changes
+    nothing: no state, no clock, no nth count, no dedup memory.
+    """
+    ahead = tp.at - arrived
+    if ahead > tolerance:
+        raise Invalid(
+            FUTURE_TIMESTAMP,
+            f"occurred_at {tp.when} is {_span(ahead)} ahead of its arrival time ({format_time(arrived)}); "
+            f"at most {_span(tolerance)} ahead is accepted",
+        )
+
+
+def _span(us: int) -> str:
+    """A positive duration for a person: '3m 20s', '2.5h', '26,688 days'."""
+    seconds = us / US_PER_S
+    if seconds < 60:
+        return f"{seconds:g}s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{int(minutes)}m {rest:g}s" if rest else f"{int(minutes)}m"
+    if seconds < 86_400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86_400:,.1f} days"
+
+
+__all__ = ["REASONS", "Invalid", "Touchpoint", "check_not_ahead", "decode", "from_dict", "parse_record"]

@@ -31,11 +31,25 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 OURS = {"topics": "topics", "worker": "worker", "simulator": "simulate"}
 
 
+def env_files(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """The service's env_file entries in the long form ({path, required})."""
+    entries = service.get("env_file", [])
+    entries = [entries] if isinstance(entries, str) else entries
+    return [{"path": entry, "required": True} if isinstance(entry, str) else entry for entry in entries]
+
+
 def environment(service: dict[str, Any]) -> dict[str, str]:
+    """What the container gets: its env files that exist (in order), then `environment` over them."""
+    merged: dict[str, str] = {}
+    for entry in env_files(service):
+        path = ROOT / entry["path"]
+        if path.is_file():
+            lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+            merged.update(line.partition("=")[::2] for line in lines)
     env = service.get("environment", {})
     if isinstance(env, list):  # the KEY=VALUE list form
         env = dict(item.partition("=")[::2] for item in env)
-    return env
+    return merged | env
 
 
 def settings_of(name: str) -> Settings:
@@ -160,6 +174,20 @@ def test_one_web_port_is_published_health_checked_and_scraped() -> None:
     assert [target for config in job["static_configs"] for target in config["targets"]] == [
         f"worker:{settings.web_port}"
     ]
+
+
+def test_the_query_token_comes_from_an_ignored_env_file_and_the_port_from_loopback() -> None:
+    """The worker binds 0.0.0.0 in its container: without a token it serves no queries. The token
+    comes from an optional env file git ignores (a secret is never committed, nor required to start)."""
+    worker = SERVICES["worker"]
+    [entry] = env_files(worker)
+    assert entry["required"] is False
+    ignored = [line.strip() for line in (ROOT / ".gitignore").read_text().splitlines()]
+    assert "/" + entry["path"] in ignored, f"{entry['path']} is not in .gitignore"
+    assert (ROOT / f"{entry['path']}.example").is_file(), "an example beside it says how to make it"
+    for name in OURS:
+        assert "FUNNEL_WEB_TOKEN" not in SERVICES[name].get("environment", {}), "never in the compose file"
+    assert [mapping.split(":")[0] for mapping in worker["ports"]] == ["127.0.0.1"], "published on loopback only"
 
 
 def test_the_worker_keeps_rocksdb_in_a_named_volume() -> None:

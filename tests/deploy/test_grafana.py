@@ -20,6 +20,7 @@ from tools import require
 
 DS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 PANELS = [panel for panel in DASHBOARD["panels"] if panel["type"] != "row"]
+EXAMPLE_VARIABLES = {"funnel": "b2b-sales", "stage": "customer", "breakdown": "first_channel"}
 
 
 def test_the_dashboard_file_is_what_scripts_dashboard_py_writes() -> None:
@@ -62,7 +63,7 @@ def test_every_query_reads_only_exported_or_recorded_series() -> None:
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     queries = dashboard_queries()
     rules = [
-        {"record": f"dashboard:query:q{number}", "expr": substitute(expr, {"funnel": "b2b-sales"})}
+        {"record": f"dashboard:query:q{number}", "expr": substitute(expr, EXAMPLE_VARIABLES)}
         for number, (_, expr) in enumerate(queries)
     ]
     path = tmp_path / "dashboard-queries.yml"
@@ -82,6 +83,10 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
         ("consumer lag", "topic:funnel_consumer_lag:records"),
         ("event-time lag", "funnel_event_time_lag_seconds"),
         ("dead letters", "funnel_dead_letters_total"),
+        ("conversion by channel per stage", "funnel_stage_breakdown:funnel_conversion:ratio1d"),
+        ("drop-offs by last touch per stage", "funnel_dropoffs_by_last_touch_total"),
+        ("entries needed at the top per customer", "funnel_stage:funnel_top_entries_per_stage_entry:ratio30d"),
+        ("the same per channel", "funnel_stage_breakdown:funnel_top_entries_per_stage_entry:ratio30d"),
     ],
 )
 def test_the_panels_ops_need_are_there(what: str, series: str) -> None:
@@ -93,3 +98,14 @@ def test_the_funnel_bars_come_in_stage_order() -> None:
     assert bars["type"] == "barchart"
     assert any("funnel_stage_position" in metric_names(target["expr"]) for target in bars["targets"])
     assert [step["id"] for step in bars["transformations"]][:2] == ["joinByField", "sortBy"]
+
+
+def test_the_variables_choose_a_stage_and_a_breakdown_of_the_funnel() -> None:
+    variables = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
+    for name, metric in (
+        ("stage", "funnel_stage_entries_total"),
+        ("breakdown", "funnel_breakdown_stage_entries_total"),
+    ):
+        assert variables[name]["definition"] == f'label_values({metric}{{funnel="$funnel"}}, {name})'
+        assert variables[name]["multi"] is False, "one value at a time: the panels select on it with ="
+    assert set(EXAMPLE_VARIABLES) == {name for name, v in variables.items() if v["type"] == "query"}

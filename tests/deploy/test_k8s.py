@@ -8,14 +8,18 @@ manifests are written for and the newest the validator knows; the PodMonitor, a
 Prometheus Operator resource those schemas do not cover, gets a structural check (the
 PrometheusRule is checked with the rule files, in test_prometheus_rules.py).
 Then the manifests are checked against the code: the settings accept the configuration
-each container gets, commands parse, and one web port and one data directory are used
-throughout. Whether pods start and become ready needs a cluster.
+each container gets, secrets come from Secrets, commands parse, one web port and one data
+directory are used throughout, and the NetworkPolicy lets only the workers and the
+monitoring namespace reach that port. Every FUNNEL_* name in any deploy file (manifests,
+compose, Dockerfile, env files) must be one the settings read. Whether pods start and
+become ready, and whether a network plugin enforces the policy, needs a cluster.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -36,6 +40,9 @@ BASE = ROOT / "deploy/k8s/base"
 OVERLAY = ROOT / "deploy/k8s/overlays/example"
 MIN_KUBERNETES = "1.30"  # the oldest release the manifests are written for (see base/kustomization.yaml)
 VERSIONS = sorted({MIN_KUBERNETES, latest_version()})
+DEPLOY_FILES = [ROOT / "Dockerfile", ROOT / "docker-compose.yml"]  # plus everything under deploy/
+WEB_SECRET = "funnel-processor-web"  # FUNNEL_WEB_TOKEN
+NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label every namespace carries with its own name
 CUSTOM_KINDS = {("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 POD = {"metadata.name": "funnel-processor-0", "metadata.namespace": "funnels"}  # for $(VAR) and fieldRef
@@ -245,3 +252,86 @@ def test_disruptions_take_one_worker_at_a_time(rendered: list[Obj]) -> None:
     statefulset = one(rendered, "StatefulSet")["spec"]
     assert statefulset["selector"]["matchLabels"].items() <= pod(rendered)["metadata"]["labels"].items()
     assert statefulset["replicas"] >= 2, "one worker may be disrupted while another keeps consuming"
+
+
+def secret_variables() -> set[str]:
+    fields = {field.name: field for field in dataclasses.fields(Settings)}
+    return {var for var, name in Settings.ENV.items() if "Secret" in str(fields[name].type)}
+
+
+def test_secrets_come_only_from_secrets(rendered: list[Obj]) -> None:
+    secrets = secret_variables()
+    assert {"FUNNEL_SASL_PASSWORD", "FUNNEL_SSL_KEY_PASSWORD", "FUNNEL_WEB_TOKEN"} <= secrets
+    for config in (obj for obj in rendered if obj["kind"] == "ConfigMap"):
+        assert not secrets & config.get("data", {}).keys(), config["metadata"]["name"]
+    for each in all_containers(rendered):
+        assert not secrets & {item["name"] for item in each.get("env", [])}, each["name"]
+
+    # The query token's Secret goes to the worker, which checks it, and not to the init container.
+    def secret_refs(name: str) -> set[str]:
+        return {ref["secretRef"]["name"] for ref in container(rendered, name)["envFrom"] if "secretRef" in ref}
+
+    assert WEB_SECRET in secret_refs("worker") and WEB_SECRET not in secret_refs("topics")
+    if "FUNNEL_WEB_TOKEN" in one(rendered, "Secret", WEB_SECRET).get("data", {}):  # an overlay filled it
+        assert "FUNNEL_WEB_TOKEN" in environment(rendered, container(rendered, "worker"))
+
+
+def test_only_the_workers_and_the_monitoring_namespace_reach_the_web_port(rendered: list[Obj], tmp_path: Path) -> None:
+    [policy] = [obj for obj in rendered if obj["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    labels = pod(rendered)["metadata"]["labels"]
+    assert spec["podSelector"]["matchLabels"].items() <= labels.items() and set(spec["podSelector"]) == {"matchLabels"}
+    # Ingress only: the workers' own connections (Kafka, DNS) are not restricted by this policy.
+    assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
+    [rule] = spec["ingress"]
+    worker = container(rendered, "worker")
+    named = {port["name"]: port["containerPort"] for port in worker["ports"]}
+    web_port = settings_of(rendered, worker, tmp_path).web_port
+    assert [(named.get(port["port"], port["port"]), port["protocol"]) for port in rule["ports"]] == [(web_port, "TCP")]
+    assert set(named.values()) == {web_port}, "the web port is the only port the pods listen on"
+    peers, namespaces = rule["from"], []
+    assert len(peers) == 2 and not any("ipBlock" in peer for peer in peers)
+    for peer in peers:
+        if "namespaceSelector" in peer:  # every pod of one namespace, named by its label
+            assert set(peer) == {"namespaceSelector"}
+            selector = peer["namespaceSelector"]
+            assert set(selector) == {"matchLabels"} and list(selector["matchLabels"]) == [NAMESPACE_NAME]
+            namespaces.append(selector["matchLabels"][NAMESPACE_NAME])
+        else:  # the workers of the policy's own namespace (forwarded queries)
+            assert set(peer) == {"podSelector"} and peer["podSelector"]["matchLabels"] == labels
+    [monitoring] = namespaces
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", monitoring)
+    namespace = policy["metadata"].get("namespace")
+    assert monitoring != namespace, "the monitoring namespace is another one than the workers'"
+
+
+def test_the_example_overlay_names_its_own_monitoring_namespace() -> None:
+    def monitoring(objects: list[Obj]) -> str:
+        [peer] = [
+            peer for peer in one(objects, "NetworkPolicy")["spec"]["ingress"][0]["from"] if "namespaceSelector" in peer
+        ]
+        return str(peer["namespaceSelector"]["matchLabels"][NAMESPACE_NAME])
+
+    assert monitoring(render_base()) == "monitoring"
+    assert monitoring(kubectl_kustomize(OVERLAY)) == "observability"
+
+
+def deploy_files() -> list[Path]:
+    return DEPLOY_FILES + sorted(path for path in (ROOT / "deploy").rglob("*") if path.is_file())
+
+
+def test_every_funnel_variable_named_in_a_deploy_file_is_a_setting() -> None:
+    """Manifests, env files, compose and the Dockerfile, comments included: a name the worker
+    does not read would be refused at start (or, in a comment, mislead whoever reads it)."""
+    named: dict[str, set[str]] = {}
+    for path in deploy_files():
+        for name in re.findall(r"\bFUNNEL_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="replace")):
+            named.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    assert {"FUNNEL_WEB_TOKEN", "FUNNEL_BROKER_URL"} <= named.keys(), "the scan finds the names"
+    unknown = {name: sorted(paths) for name, paths in named.items() if name not in ENV_VARS}
+    assert not unknown, f"not settings the worker reads: {unknown}"
+    env_files = [path for path in deploy_files() if path.name.endswith((".env", ".env.example"))]
+    assert env_files, "the example overlay's env files"
+    for path in env_files:  # each one a KEY=VALUE list of FUNNEL_* settings
+        lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        assert all(re.fullmatch(r"FUNNEL_[A-Z0-9_]+=.*", line) for line in lines), path

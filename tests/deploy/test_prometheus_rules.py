@@ -1,9 +1,11 @@
 """The recording and alert rules of deploy/prometheus/rules/, checked by promtool.
 
 `promtool check rules` proves they load; `promtool test rules` runs the unit tests in
-tests/deploy/prometheus/alerts.test.yml, where every alert fires when it should and
-stays silent when it should not. To show those tests would notice, each alert is then
-replaced by one that always fires and by one that never does, and both must fail them.
+tests/deploy/prometheus/*.test.yml, where every alert fires when it should and stays
+silent when it should not (alerts-weekly.test.yml holds those that need a week of
+history, evaluated less often so that promtool gets through it quickly). To show those
+tests would notice, each alert is then replaced by one that always fires and by one
+that never does, and both must fail them.
 The series every rule reads must be exported by the worker or recorded by a rule, and
 the PrometheusRule of deploy/k8s/ must hold exactly these rules.
 """
@@ -22,7 +24,7 @@ from monitoring import ALERTS, GROUPS, RECORDED, ROOT, RULE_FILES, RULES, export
 from promql import metric_names
 from tools import require
 
-UNIT_TESTS = ROOT / "tests/deploy/prometheus/alerts.test.yml"
+UNIT_TESTS = sorted((ROOT / "tests/deploy/prometheus").glob("*.test.yml"))
 SEVERITIES = {"critical", "warning"}
 
 
@@ -41,8 +43,9 @@ def test_the_prometheus_config_loads() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_alert_unit_tests_pass() -> None:
-    done = promtool("test", "rules", UNIT_TESTS)
+@pytest.mark.parametrize("tests", UNIT_TESTS, ids=lambda path: path.name)
+def test_the_alert_unit_tests_pass(tests: Path) -> None:
+    done = promtool("test", "rules", tests)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -66,21 +69,27 @@ def test_recorded_names_follow_level_metric_operations() -> None:
         assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z_0-9]+", name), name
 
 
-def _unit_test_cases() -> list[dict[str, Any]]:
-    return list(yaml.safe_load(UNIT_TESTS.read_text())["tests"])
+def _unit_tests(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
 
 
-def test_the_unit_tests_evaluate_recording_groups_before_the_alerts() -> None:
+def _unit_test_cases() -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, case) for path in UNIT_TESTS for case in _unit_tests(path)["tests"]]
+
+
+@pytest.mark.parametrize("tests", UNIT_TESTS, ids=lambda path: path.name)
+def test_the_unit_tests_evaluate_recording_groups_before_the_alerts(tests: Path) -> None:
     # Left to itself promtool picks a random group order; an alert evaluated before the
     # group recording its input reads the previous interval's value (1 run in 10 failed).
-    order = yaml.safe_load(UNIT_TESTS.read_text())["group_eval_order"]
+    order = _unit_tests(tests)["group_eval_order"]
     assert sorted(order) == sorted(group["name"] for group in GROUPS)
     alerting = [group["name"] for group in GROUPS if any("alert" in rule for rule in group["rules"])]
     assert order[-len(alerting) :] == alerting
 
 
 def test_every_alert_is_tested_firing_and_silent() -> None:
-    checks = [check for case in _unit_test_cases() for check in case.get("alert_rule_test", [])]
+    checks = [check for _, case in _unit_test_cases() for check in case.get("alert_rule_test", [])]
     for name in ALERTS:
         mine = [check for check in checks if check["alertname"] == name]
         assert any(check["exp_alerts"] for check in mine), f"{name}: no test where it fires"
@@ -96,14 +105,23 @@ def test_the_unit_tests_notice_an_alert_that_always_or_never_fires(name: str, re
     groups = [{**group, "rules": [mutate(rule) for rule in group["rules"]]} for group in GROUPS]
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump({"groups": groups}))
-    cases = [
-        case for case in _unit_test_cases() if any(c["alertname"] == name for c in case.get("alert_rule_test", []))
+    mine = [
+        (path, case)
+        for path, case in _unit_test_cases()
+        if any(c["alertname"] == name for c in case.get("alert_rule_test", []))
     ]
+    files = {path for path, _ in mine}
+    assert len(files) == 1, f"{name} is tested in one file, so one evaluation interval: {sorted(files)}"
+    original = _unit_tests(files.pop())
     tests = tmp_path / "alerts.test.yml"
-    order = yaml.safe_load(UNIT_TESTS.read_text())["group_eval_order"]
     tests.write_text(
         yaml.safe_dump(
-            {"rule_files": [rules.name], "evaluation_interval": "1m", "group_eval_order": order, "tests": cases}
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": original["evaluation_interval"],
+                "group_eval_order": original["group_eval_order"],
+                "tests": [case for _, case in mine],
+            }
         )
     )
     done = promtool("test", "rules", tests)

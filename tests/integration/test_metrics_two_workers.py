@@ -4,8 +4,8 @@ The same simulated touchpoints go to two topic sets: one worker reads the first,
 workers in one consumer group share the second (two partitions each, settled before
 any touchpoint is sent). Once both have emitted everything the replay says they
 should, every funnel_* sample summed over the pair must equal the single worker's:
-counters, histograms, and the contacts-in-stage gauges (each worker counts only the
-partitions it owns). Left out, with their reasons: funnel_event_time_lag_seconds
+counters (the breakdown families too), histograms, and the contacts-in-stage gauges
+(each worker counts only the partitions it owns). Left out, with their reasons: funnel_event_time_lag_seconds
 (wall clock minus event time: a max, not a sum) and funnel_stage_position (the same
 on every worker: a max); Faust's own funnel_faust_* series describe each process.
 """
@@ -124,5 +124,10 @@ def test_two_workers_sum_to_one(
     assert differ == {}
     stage_gauges = [key for key in one if key[0] == "funnel_contacts_in_stage" and one[key] > 0]
     assert stage_gauges, "contacts are in stages at the end"
+    # The breakdown families (the default breakdowns: first and trigger channel) are among those summed.
+    for family in ("entries", "stage_entries", "stage_exits", "dropoffs"):
+        name = f"funnel_breakdown_{family}_total"
+        assert any(one[key] > 0 for key in one if key[0] == name), name
+    assert any(one[key] > 0 for key in one if key[0] == "funnel_dropoffs_by_last_touch_total")
     for proc in (single, *pair):
         assert proc.stop() == 0

@@ -7,6 +7,12 @@ that the conversion rate Prometheus records for each stage is the one
 `funnel-processor report` computes from the output topics for the same traffic, and
 that the consumer lag the rules record falls to 0 once the worker has committed its input.
 
+The same holds per breakdown value (issue 14): every breakdown count Prometheus holds is
+`report --by`'s for the same traffic, once the report's unbounded values are put in the
+worker's buckets, and the recorded conversion per value matches the report's; and the
+breakdown series stay at the stated count although 1,000 extra contacts bring 1,000
+channels and 1,000 campaigns nobody listed.
+
 Tolerance of the conversion rates: 0.01 (one percentage point). Both counters of a
 ratio come from one target and one scrape, and the series exist at 0 before the first
 touchpoint, so `increase()` extrapolates numerator and denominator alike and the ratio
@@ -24,15 +30,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import breakdowncounts
+import orjson
 import pytest
 from monitoring import ALERTS, RECORDED, RULE_FILES, dashboard_queries
 from promql import selectors, substitute
 from promserver import PrometheusServer, start_prometheus
-from test_worker_matches_replay import simulate
 from tools import require
 
 from processor import kafkaio
-from processor.definitions import PRESETS
+from processor.breakdownmetrics import series_count
+from processor.breakdownstats import BY
+from processor.cli import main
+from processor.definitions import PRESETS, load_funnels
 from processor.settings import Settings
 
 TOUCHPOINTS = 3000
@@ -40,6 +50,28 @@ BAD_RECORDS = [b"not json at all", b'{"event_id": "e-x", "contact_id": "bad-1"}'
 CONVERSION_TOLERANCE = 0.01
 SCRAPED_TIMEOUT_S = 60.0  # Prometheus scrapes the worker and records its first samples
 PROCESSED_TIMEOUT_S = 240.0  # the whole input through the worker, counted by Prometheus
+# Breakdowns: all three, with some of the simulator's campaigns listed (the others count as other).
+CAMPAIGNS = ("brand-search", "generic-search", "spring-launch", "newsletter-weekly", "partner-program")
+BREAKDOWNS = f"first_channel;first_campaign={','.join(CAMPAIGNS)};trigger_channel"
+CHANNEL_FACTORS = ("referral=1.8", "paid_search=0.5")  # so that channels convert differently
+WIDE_CONTACTS = 1000  # one touchpoint each, with a channel and a campaign of its own
+BREAKDOWN_FAMILIES = sorted(breakdowncounts.FAMILIES)
+
+
+def simulate(path: Path, touchpoints: int, seed: int, days: int = 30) -> list[bytes]:
+    """The presets' simulated traffic, with conversion differing by first channel, then the wide contacts."""
+    funnels = [arg for name in PRESETS for arg in ("--funnel", name)]
+    factors = [arg for factor in CHANNEL_FACTORS for arg in ("--channel-conversion", factor)]
+    args = ["simulate", *funnels, "--touchpoints", str(touchpoints), "--seed", str(seed), "--days", str(days)]
+    assert main([*args, *factors, "--output", str(path)]) == 0
+    lines = path.read_bytes().splitlines()
+    last = orjson.loads(lines[-1])["occurred_at"]
+    wide = [
+        {"event_id": f"wide-{n}", "contact_id": f"wide-{n}", "type": "ad_click", "occurred_at": last}
+        | {"channel": f"wide-channel-{n}", "campaign": f"wide-campaign-{n}"}
+        for n in range(WIDE_CONTACTS)
+    ]
+    return lines + [orjson.dumps(doc) for doc in wide]
 
 
 def report(env: dict[str, str]) -> dict[str, Any]:
@@ -52,6 +84,56 @@ def report(env: dict[str, str]) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr.decode()
     return {funnel["funnel"]: funnel for funnel in json.loads(done.stdout)["funnels"]}
+
+
+def report_by(env: dict[str, str], by: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "processor", "report", "--from-topics", "--format", "json", "--by", by],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures
+
+
+def check_breakdowns(server: PrometheusServer, env: dict[str, str], settings: Settings) -> None:
+    """Prometheus's breakdown counts are report --by's, exactly; its conversion per value, within
+    the tolerance; and its breakdown series are the stated count, no more."""
+    funnels = load_funnels(PRESETS, settings.breakdowns)
+    last_stages = {(f.name, f.stages[-1]) for f in funnels}
+    listed = {b.by: b.values for b in settings.breakdowns} | {"last_touch_type": ()}
+    assert set(listed) == set(BY)
+    found = [
+        (family, series["metric"], series["value"])
+        for family in BREAKDOWN_FAMILIES
+        for series in server.query(f"sum without (instance, job) ({family})")
+    ]
+    compared = 0
+    for by in BY:
+        expected = breakdowncounts.from_report(report_by(env, by), by, listed[by])
+        assert breakdowncounts.from_samples(found, by) == expected, by
+        compared += len(expected)
+        if by == "last_touch_type":
+            continue
+        recorded = {
+            (series["metric"]["funnel"], series["metric"]["stage"], series["metric"]["value"]): series["value"]
+            for series in server.query(f'funnel_stage_breakdown:funnel_conversion:ratio1d{{breakdown="{by}"}}')
+        }
+        rates = breakdowncounts.conversion(expected, last_stages)
+        assert recorded.keys() == rates.keys(), by
+        assert all(abs(recorded[key] - rate) <= CONVERSION_TOLERANCE for key, rate in rates.items()), by
+        compared += len(rates)
+    print(f"breakdown counts and rates compared with report --by: {compared}")
+    series = server.query('count({__name__=~"funnel_breakdown_.+_total|funnel_dropoffs_by_last_touch_total"})')
+    assert series[0]["value"] == sum(n for f in funnels for n in series_count(f).values())
+
+
+def dashboard_stage(figures: dict[str, Any], funnel: str) -> str:
+    """The last stage anybody entered: the dashboard's "entries needed at the top per entry" there has data."""
+    return [stage["stage"] for stage in figures[funnel]["stages"] if stage["entered"]][-1]
 
 
 def by_labels(result: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:
@@ -83,6 +165,7 @@ def test_every_rule_and_panel_has_data_and_conversion_matches_the_report(
     names = topics(4)
     port = free_port()
     env = broker.env(names, idle_after="1d", store="memory", web_port=port)
+    env["FUNNEL_BREAKDOWNS"] = BREAKDOWNS
     settings = Settings.from_env(env)
     proc = worker(env)
     proc.wait_ready()
@@ -137,6 +220,7 @@ def test_every_rule_and_panel_has_data_and_conversion_matches_the_report(
             differences.append(abs(recorded[key] - expected))
     print(f"conversion rates compared: {len(differences)}; largest difference {max(differences):.2e}")
     assert len(differences) >= 10
+    check_breakdowns(server, env, settings)
 
     end = time.time()
     # Every recording rule's expression, and the series it records, return data.
@@ -148,8 +232,10 @@ def test_every_rule_and_panel_has_data_and_conversion_matches_the_report(
         empty += [f"{name}: {s}" for s in sorted(selectors(alert["expr"])) if not server.returns_data(s, started, end)]
     # Every query of the dashboard, for every funnel, returns data.
     for funnel in PRESETS:
-        for where, expr in dashboard_queries():
-            if not server.returns_data(substitute(expr, {"funnel": funnel}), started, end):
-                empty.append(f"dashboard {where} (funnel={funnel})")
+        for breakdown in ("first_channel", "first_campaign", "trigger_channel"):
+            variables = {"funnel": funnel, "stage": dashboard_stage(figures, funnel), "breakdown": breakdown}
+            for where, expr in dashboard_queries():
+                if not server.returns_data(substitute(expr, variables), started, end):
+                    empty.append(f"dashboard {where} ({variables})")
     assert empty == []
     assert proc.stop() == 0

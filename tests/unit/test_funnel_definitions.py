@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,17 +88,85 @@ REFUSED = {
         r"terminal stage cannot stall",
     ),
     "stage-no-rule-leads-into": ({"rules": [RULES[0], RULES[2]]}, "rules", r"no rule leads into stage 'trial'"),
-    "lost-rule-with-a-stage": ({"lost": [{"type": "unsubscribed", "stage": "trial"}]}, "lost[0]", r"'stage'"),
-    "unknown-top-level-field": ({"colour": "teal"}, "", r"'colour' was unexpected"),
+    "lost-rule-with-a-stage": (
+        {"lost": [{"type": "unsubscribed", "stage": "trial"}]},
+        "lost[0].stage",
+        r"^unknown field; the fields here are type, channel, properties$",
+    ),
+    "unknown-top-level-field": (
+        {"colour": "teal"},
+        "colour",
+        r"^unknown field; the fields here are name, description, stages, rules, lost, stall_after, terminal, "
+        r"breakdowns$",
+    ),
+    # A misspelt field gets a did-you-mean, as a misspelt FUNNEL_* variable does.
+    "misspelt-top-level-field": (
+        {"stal_after": {"visitor": "14d"}},
+        "stal_after",
+        r"^unknown field; did you mean 'stall_after'\?$",
+    ),
+    "misspelt-rule-field": (
+        {"rules": [*RULES[:2], {**RULES[2], "chanel": "web"}]},
+        "rules[2].chanel",
+        r"^unknown field; did you mean 'channel'\?$",
+    ),
+    "misspelt-operator": (
+        {"rules": [*RULES[:2], {**RULES[2], "properties": {"amount": {"gtee": 5}}}]},
+        "rules[2].properties.amount.gtee",
+        r"^unknown field; did you mean 'gte'\?$",
+    ),
+    # A bad duration says which forms are accepted, never the schema's regular expression.
+    "duration-in-words": (
+        {"stall_after": {"visitor": "14 days"}},
+        "stall_after.visitor",
+        r"^'14 days' is not a duration: write a number and a unit, as in 30d, 12h, 90m, 45s or 2w",
+    ),
+    "duration-unknown-unit": ({"stall_after": {"visitor": "3y"}}, "stall_after.visitor", r"^'3y' is not a duration"),
+    "duration-of-the-wrong-type": (
+        {"stall_after": {"visitor": True}},
+        "stall_after.visitor",
+        r"^True is not a duration",
+    ),
     "rule-nth-zero": (
         {"rules": [*RULES, {"stage": "paying", "type": "purchase", "nth": 0}]},
         "rules[3].nth",
         r"minimum",
     ),
-    "bad-funnel-name": ({"name": "Trial Funnel"}, "name", r"'Trial Funnel'"),
+    "bad-funnel-name": ({"name": "Trial Funnel"}, "name", r"^'Trial Funnel' is not a funnel name: lower-case"),
     # Python's `$` also matches before a final newline; the patterns must not.
-    "funnel-name-ending-in-newline": ({"name": "trial\n"}, "name", r"does not match"),
-    "stage-name-ending-in-newline": ({"stages": ["visitor", "trial\n", "paying"]}, "stages[1]", r"does not match"),
+    "funnel-name-ending-in-newline": ({"name": "trial\n"}, "name", r"is not a funnel name"),
+    "stage-name-ending-in-newline": ({"stages": ["visitor", "trial\n", "paying"]}, "stages[1]", r"is not a stage name"),
+    "bad-stage-name-in-stall-after": (
+        {"stall_after": {"Visitor": "14d"}},
+        "stall_after",
+        r"^'Visitor' is not a stage name",
+    ),
+    # Breakdowns (schema 1-1-0): known ones, bounded value lists, no reserved label listed.
+    "unknown-breakdown": (
+        {"breakdowns": {"first_chanel": {}}},
+        "breakdowns.first_chanel",
+        r"^unknown field; did you mean 'first_channel'\?$",
+    ),
+    "campaign-breakdown-without-values": (
+        {"breakdowns": {"first_campaign": {}}},
+        "breakdowns.first_campaign",
+        r"'values' is a required property",
+    ),
+    "breakdown-listing-other": (
+        {"breakdowns": {"trigger_channel": {"values": ["email", "other"]}}},
+        "breakdowns.trigger_channel.values[1]",
+        r"^'other' is a label of its own \(any other value, a missing value\): do not list it$",
+    ),
+    "breakdown-listing-a-value-twice": (
+        {"breakdowns": {"first_channel": {"values": ["email", "email"]}}},
+        "breakdowns.first_channel.values",
+        r"non-unique",
+    ),
+    "breakdown-with-51-values": (
+        {"breakdowns": {"first_channel": {"values": [f"c{n}" for n in range(51)]}}},
+        "breakdowns.first_channel.values",
+        r"too long",
+    ),
 }
 
 
@@ -112,6 +182,52 @@ def test_refusal_names_the_file_the_field_and_the_problem(
     assert message.startswith(str(path))
     assert where in message
     assert error.problem in message
+
+
+def test_breakdowns_are_read_in_one_order_and_a_channel_breakdown_has_default_values(tmp_path: Path) -> None:
+    spec = {"trigger_channel": {"values": ["web", "sales"]}, "first_channel": {}, "first_campaign": {"values": ["q3"]}}
+    funnel = load_file(write(tmp_path, funnel_doc(breakdowns=spec)))
+    assert [(b.by, b.values) for b in funnel.breakdowns] == [
+        ("first_channel", ("organic", "paid_search", "email", "direct", "referral", "social")),
+        ("first_campaign", ("q3",)),
+        ("trigger_channel", ("web", "sales")),
+    ]
+    assert funnel.breakdowns[2].labels == ("web", "sales", "other", "none")
+    assert load_file(write(tmp_path, funnel_doc())).breakdowns == ()
+
+
+def test_every_duration_form_the_error_names_is_accepted(tmp_path: Path) -> None:
+    expected_s = {"30d": 30 * 86400, "12h": 43200, "90m": 5400, "45s": 45, "2w": 14 * 86400, "1.5h": 5400, 3600: 3600}
+    for given, seconds in expected_s.items():
+        funnel = load_file(write(tmp_path, funnel_doc(stall_after={"visitor": given})))
+        assert funnel.stall_after[0] == seconds * 1_000_000, given
+
+
+def test_the_command_line_shows_the_refusal_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, funnel_doc(stall_after={"visitor": "14 days"}, stal_after={}))
+    result = subprocess.run(
+        [sys.executable, "-m", "processor", "replay", "--funnel-file", str(path), "--input", "-"],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode() == (
+        f"funnel-processor: funnel definition refused: {path}: stal_after: unknown field; did you mean 'stall_after'?\n"
+    )
+    path = write(tmp_path, funnel_doc(stall_after={"visitor": "14 days"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "processor", "replay", "--funnel-file", str(path), "--input", "-"],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    message = result.stderr.decode()
+    assert result.returncode == 2 and message.count("\n") == 1, message
+    assert f"{path}: stall_after.visitor: '14 days' is not a duration:" in message
+    assert "30d, 12h, 90m, 45s or 2w" in message and "[0-9]" not in message  # the forms, not a regex
 
 
 def test_file_that_is_not_json_is_refused(tmp_path: Path) -> None:

@@ -50,7 +50,9 @@ def test_bad_lines_go_to_stderr_as_dead_letters_and_do_not_stop_the_run(tmp_path
     lines += [orjson.dumps({**GOOD[2], "occurred_at": "2026-01-03"}), orjson.dumps(GOOD[2])]
     result = _run("--funnel", "b2b-sales", "--input", str(_write(tmp_path / "in.jsonl", lines)))
     assert result.returncode == 0, result.stderr
-    letters = [orjson.loads(line) for line in result.stderr.splitlines()]
+    *dead, summary = result.stderr.splitlines()  # the dead letters, then the summary line
+    letters = [orjson.loads(line) for line in dead]
+    assert summary.startswith(b"funnel-processor replay: ")
     assert [(d["reason"], d["source"]["line"]) for d in letters] == [
         ("invalid_json", 2),
         ("not_an_object", 5),
@@ -102,7 +104,9 @@ def test_an_until_before_the_latest_touchpoint_is_refused(tmp_path: Path, stdin:
 
 
 def test_a_funnel_is_required_and_a_missing_file_is_reported(tmp_path: Path) -> None:
-    assert _run("--input", "-", stdin=b"").returncode != 0
+    none = _run("--input", "-", stdin=b"")
+    assert none.returncode == 2
+    assert none.stderr == b"funnel-processor replay: name at least one --funnel NAME or --funnel-file PATH\n"
     missing = _run("--funnel", "aida", "--input", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and b"no such input file" in missing.stderr
 
@@ -113,3 +117,46 @@ def test_a_broken_funnel_file_is_refused_with_file_and_field(tmp_path: Path) -> 
     result = _run("--funnel-file", str(bad), "--input", "-", stdin=b"")
     assert result.returncode == 2
     assert b"mine.json" in result.stderr and b"stages[1]" in result.stderr and b"duplicate" in result.stderr
+
+
+def _summary(result: subprocess.CompletedProcess[bytes]) -> str:
+    """The last line on stderr, which a finished replay always prints."""
+    return result.stderr.decode().splitlines()[-1]
+
+
+def test_a_summary_line_ends_stderr_and_stays_off_stdout(tmp_path: Path) -> None:
+    lines = [orjson.dumps(t) for t in GOOD] + [b"{not json", orjson.dumps(GOOD[0]), b"", b"[1]"]
+    result = _run("--funnel", "b2b-sales", "--input", str(_write(tmp_path / "in.jsonl", lines)))
+    assert result.returncode == 0
+    assert _summary(result) == (
+        "funnel-processor replay: 4 touchpoints read, 3 outputs written, 2 dead letters, 1 duplicate"
+    )
+    assert all(orjson.loads(line)["kind"] == "transition" for line in result.stdout.splitlines())
+    assert b"replay:" not in result.stdout
+
+
+def test_an_empty_input_is_not_silent() -> None:
+    result = _run("--funnel", "b2b-sales", "--input", "-", stdin=b"")
+    assert (result.returncode, result.stdout) == (0, b"")
+    assert result.stderr.decode() == (
+        "funnel-processor replay: 0 touchpoints read, 0 outputs written, 0 dead letters, 0 duplicates\n"
+    )
+
+
+def test_the_summary_counts_the_drop_offs_fired_at_the_end_and_late_touchpoints(tmp_path: Path) -> None:
+    late = {**GOOD[1], "event_id": "late", "occurred_at": "2026-01-01T09:00:00Z"}  # after day 3, back on day 1
+    lines = [orjson.dumps(t) for t in (*GOOD, late)]
+    result = _run(
+        "--funnel",
+        "quote-to-deal",
+        "--input",
+        str(_write(tmp_path / "in.jsonl", lines)),
+        "--until",
+        "2026-02-01T00:00:00Z",
+    )
+    assert result.returncode == 0
+    assert result.stdout.count(b"\n") == 2  # c2 enters at request, then stalls there by --until
+    assert _summary(result) == (
+        "funnel-processor replay: 4 touchpoints read, 2 outputs written, 0 dead letters, 0 duplicates, "
+        "1 late (out of event-time order)"
+    )

@@ -219,11 +219,15 @@ def test_skipped_and_malformed_lines_are_counted(capsys: pytest.CaptureFixture[s
     assert code == 0
     counts = json.loads(out)["records"]
     assert counts["skipped"] == 4 and counts["skipped_blank"] == 2  # two blank, a dead letter, an array
+    assert (counts["skipped_dead_letters"], counts["skipped_other_json"], counts["skipped_touchpoints"]) == (1, 1, 0)
     assert counts["malformed"] == 2
     assert counts["transitions"] + counts["dropoffs"] == len(records)
     assert f"{path}:8: not valid JSON" in err and f"{path}:9: " in err and "'to_stage'" in err
     _, text, _ = run_report(capsys, "--input", path)
-    assert "Skipped 4 lines: 2 blank, 2 not a transition or drop-off record" in text
+    assert (
+        "Skipped 4 lines that are not transition or drop-off records: 2 blank lines, 1 dead letter, "
+        "1 other JSON value." in text
+    )
     assert "Ignored 2 malformed lines" in text
 
 
@@ -274,8 +278,87 @@ def test_funnels_without_a_definition_get_an_inferred_stage_order(
 
 def test_a_stage_the_funnel_lacks_is_said_plainly(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = write(tmp_path, dumps(b2b_journeys()))
-    _, out, _ = run_report(capsys, "--input", path, "--stage", "won")
+    code, out, _ = run_report(capsys, "--input", path, "--stage", "won")  # a stage of quote-to-deal, a preset
+    assert code == 0
     assert "Planning: this funnel has no stage 'won'." in out
+
+
+def test_a_stage_no_funnel_has_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path, dumps(b2b_journeys()))
+    code, out, err = run_report(capsys, "--input", path, "--stage", "custmer")
+    assert (code, out) == (2, "")
+    assert err == (
+        "funnel-processor report: --stage 'custmer' is not a stage of the funnels reported; did you mean 'customer'?\n"
+    )
+    code, out, err = run_report(capsys, "--input", path, "--funnel", "quote-to-deal", "--stage", "xyz")
+    assert (code, out) == (2, "")
+    assert err.endswith(
+        "--stage 'xyz' is not a stage of the funnels reported; the stages are request, briefing, proposal, won\n"
+    )
+
+
+def test_stages_inferred_from_records_count_for_stage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    def renamed(record: dict[str, Any]) -> dict[str, Any]:  # funnel "mine", no definition loaded; stage "sql"
+        out = {**record, "funnel": "mine", "id": record["id"].replace("b2b-sales", "mine")}
+        for key in ("from_stage", "to_stage", "stage"):
+            if out.get(key) == "prospect":
+                out[key] = "sql"
+        if "skipped" in out:
+            out["skipped"] = ["sql" if s == "prospect" else s for s in out["skipped"]]
+        return out
+
+    path = write(tmp_path, dumps([renamed(r) for r in b2b_journeys()]))
+    code, out, _ = run_report(capsys, "--input", path, "--stage", "sql", "--target", "3")
+    assert code == 0 and "To get 3 at stage sql, you need about 5 entries" in out
+
+
+def test_touchpoints_given_instead_of_outputs_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    touches = [touch(f"c{i}", "ad_click", 0) for i in range(5)]
+    path = write(tmp_path, [*dumps(touches), b"", b'{"kind": "deadletter", "reason": "invalid_json"}'])
+    code, out, err = run_report(capsys, "--input", path)
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        "funnel-processor report: read no transition or drop-off records; the input held 5 touchpoints, "
+        "1 dead letter. `report` reads the outputs of replay or of the worker"
+    )
+    assert "funnel-processor replay --funnel NAME --input FILE > outputs.jsonl" in err
+
+
+def test_garbage_alone_is_refused_but_an_empty_input_is_not(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run_report(capsys, "--input", write(tmp_path, [b"[1]", b"{oops"]))
+    assert (code, out) == (2, "")
+    assert "read no transition or drop-off records; the input held 1 other JSON value, 1 malformed line" in err
+    code, out, err = run_report(capsys, "--input", write(tmp_path, [b"", b" "], "blank.jsonl"))
+    assert (code, err) == (0, "")
+    assert out.startswith("No transition or drop-off records read.\n")
+
+
+def test_touchpoints_mixed_with_outputs_are_counted_and_reported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    touches = [touch(f"c{i}", "ad_click", 0) for i in range(3)]
+    path = write(tmp_path, dumps(touches) + dumps(b2b_journeys()))
+    code, out, err = run_report(capsys, "--input", path)
+    assert code == 0
+    assert err == "funnel-processor report: skipped 3 lines (not transition or drop-off records): 3 touchpoints\n"
+    assert "Skipped 3 lines that are not transition or drop-off records: 3 touchpoints." in out
+    code, out, _ = run_report(capsys, "--input", path, "--format", "json")
+    assert json.loads(out)["records"]["skipped_touchpoints"] == 3
+
+
+def test_the_legend_says_why_dropped_and_converted_can_exceed_entered(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write(tmp_path, dumps(b2b_journeys()))
+    _, out, _ = run_report(capsys, "--input", path, "--format", "json")
+    lead = json.loads(out)["funnels"][0]["stages"][1]
+    # c was lost in lead and then moved on (a reactivation): it counts as lost and as converted
+    assert lead["converted"] + lead["stalled"] + lead["lost"] > lead["entered"]
+    _, text, _ = run_report(capsys, "--input", path)
+    assert (
+        "(a reactivation) counts as dropped and as\n  converted, so converted + stalled + lost can exceed entered."
+        in text
+    )
 
 
 def test_bad_records_and_arguments_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -287,3 +370,28 @@ def test_bad_records_and_arguments_are_refused(capsys: pytest.CaptureFixture[str
         run_report(capsys, "--target", "0")
     code, _, err = run_report(capsys, "--input", str(tmp_path / "missing.jsonl"))
     assert code == 2 and "cannot read" in err
+
+
+def test_a_user_funnel_needs_its_file_for_stages_nobody_reached(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    definition = {
+        "name": "trial",
+        "stages": ["signup", "activated", "paid"],
+        "rules": [
+            {"stage": "signup", "type": "form_submitted"},
+            {"stage": "activated", "type": "product_view"},
+            {"stage": "paid", "type": "purchase"},
+        ],
+    }
+    funnel_file = tmp_path / "trial.json"
+    funnel_file.write_bytes(orjson.dumps(definition))
+    touches = [touch("x", "form_submitted", 0), touch("x", "product_view", 1), touch("y", "form_submitted", 1)]
+    path = write(tmp_path, dumps(outputs([str(funnel_file)], touches)))
+    _, out, _ = run_report(capsys, "--input", path, "--format", "json")
+    [inferred] = json.loads(out)["funnels"]
+    assert [s["stage"] for s in inferred["stages"]] == ["signup", "activated"]  # nobody paid: no such row
+    _, out, _ = run_report(capsys, "--input", path, "--funnel-file", str(funnel_file), "--format", "json")
+    [defined] = json.loads(out)["funnels"]
+    assert defined["stage_order"] == "definition"
+    assert [s["stage"] for s in defined["stages"]] == ["signup", "activated", "paid"]

@@ -6,6 +6,7 @@ checked against the current version of that schema.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -24,6 +25,21 @@ from processor.schemas import CURRENT, SCHEMA_DIR, first_error, schema_path, val
 
 NAMES = sorted(CURRENT)
 MIN_EXAMPLES = 3  # of each kind, per schema, so the example tests cannot pass on an empty folder
+# Every published version file and the SHA-256 of its bytes. A published file is never edited
+# (schemas/README.md): publishing a version adds its line here, and no line ever changes.
+PUBLISHED = {
+    "deadletter/1-0-0": "86a0f30dbffb3f975fc2aeb4c65f3743e5d11e96612e012798c6567b5f011a91",
+    "deadletter/1-0-1": "b0ece5649569da2c083f49e4729b72e5573f1f5e148be4b9929b8c1895c86625",
+    "dropoff/1-0-0": "6c3ac53f40c60feceb784714f672a1681d3110facfa3de70839fb99545abadfa",
+    "event-mapping/1-0-0": "9e3d8661f32b2d073c4e9fe718d583c6a4cf3060b6a243c3d06e0ce21b769255",
+    "funnel-definition/1-0-0": "4d2f22cb43c8d80c6e793f35804b5f607e704846dbd5f275a869997151b4632f",
+    "funnel-definition/1-1-0": "99301db555c4da287b96030dd39a7ecb5a8dfaa47cbb0f3039423ce37f207841",
+    "segment-event/1-0-0": "48422cb2e02d577f2098a295aa78d26846b824d90efe147106c32fd74018dd64",
+    "snowplow-event/1-0-0": "8b33387113a759ae0c7bdf1028a2c7a67e6786cb690977a52fccd9fc7aaf8602",
+    "touchpoint/1-0-0": "cede05ac04d2a09bcdaae4a26cab67bc6e96d546b46dd7a7586ddebfa11d7228",
+    "touchpoint/1-1-0": "aac480ba80b53fd27e13fff4a9f94a8cde419626f1fd5e4f9b22fab344cf5f1f",
+    "transition/1-0-0": "385411cef95176c95c8b7d77a445b6021b658846ba6c456d6a3a99d86d4d41a6",
+}
 
 
 def load(path: Path) -> Any:
@@ -49,6 +65,59 @@ def test_current_names_an_existing_file_for_every_schema() -> None:
         assert schema_path(name).is_file(), name
 
 
+def schemaver(version: str) -> tuple[int, ...]:
+    """'1-10-0' -> (1, 10, 0): versions compare by number, not as text."""
+    return tuple(int(part) for part in version.split("-"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_current_is_the_newest_version_on_disk(name: str) -> None:
+    """A new version file cannot be added without the code moving to it (or the other way round)."""
+    versions = [path.stem for path in (SCHEMA_DIR / name / "jsonschema").glob("*.json")]
+    assert max(versions, key=schemaver) == CURRENT[name]
+
+
+def test_published_version_files_are_never_edited() -> None:
+    on_disk = {
+        f"{path.parent.parent.name}/{path.stem}": hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in SCHEMA_DIR.glob("*/jsonschema/*.json")
+    }
+    assert on_disk.keys() == PUBLISHED.keys(), "a version file was added or removed: list it in PUBLISHED"
+    edited = sorted(name for name, digest in on_disk.items() if PUBLISHED[name] != digest)
+    assert not edited, f"published schema files were edited: {edited}; add a new version instead"
+
+
+def test_a_new_version_keeps_or_extends_the_one_before() -> None:
+    """The versions added by issue 17: touchpoint 1-1-0 only limits two strings (a REVISION);
+    deadletter 1-0-1 only adds a reason (an ADDITION: every 1-0-0 dead letter stays valid).
+    Issue 14: funnel-definition 1-1-0 only adds the optional `breakdowns` (an ADDITION)."""
+
+    def without(doc: dict[str, Any], *paths: str) -> dict[str, Any]:
+        for path in ("$id", "description", *paths):
+            *parents, leaf = path.split("/")
+            node = doc
+            for part in parents:
+                node = node[part]
+            del node[leaf]
+        return doc
+
+    old, new = load(schema_path("touchpoint", "1-0-0")), load(schema_path("touchpoint", "1-1-0"))
+    assert (new["properties"]["channel"]["maxLength"], new["properties"]["campaign"]["maxLength"]) == (64, 256)
+    text = [f"properties/{field}/description" for field in ("channel", "campaign")]
+    limits = [f"properties/{field}/maxLength" for field in ("channel", "campaign")]
+    assert without(new, *text, *limits) == without(old, *text)
+    old, new = load(schema_path("deadletter", "1-0-0")), load(schema_path("deadletter", "1-0-1"))
+    assert new["properties"]["reason"]["enum"] == [*old["properties"]["reason"]["enum"], "future_timestamp"]
+    assert without(new, "properties/reason") == without(old, "properties/reason")
+    old, new = load(schema_path("funnel-definition", "1-0-0")), load(schema_path("funnel-definition", "1-1-0"))
+    added = ["properties/breakdowns", *(f"$defs/{name}" for name in ("breakdown_value", "channel_breakdown"))]
+    assert without(new, *added, "$defs/campaign_breakdown") == without(old)
+    assert "breakdowns" not in new["required"]
+    for path in sorted((SCHEMA_DIR / "funnel-definition" / "examples" / "valid").glob("*.json")):
+        if "breakdowns" not in load(path):
+            assert not list(validator("funnel-definition", "1-0-0").iter_errors(load(path))), path.name
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_schema_is_a_valid_draft_2020_12_schema(name: str) -> None:
     schema = load(schema_path(name))
@@ -66,13 +135,18 @@ def test_every_version_file_is_a_valid_schema_whose_id_is_its_path(path: Path) -
     assert schema["$id"].endswith(f"/{path.parent.parent.name}/jsonschema/{path.stem}")
 
 
-@pytest.mark.parametrize("name", ["transition", "dropoff", "deadletter", "funnel-definition"])
+@pytest.mark.parametrize("name", ["transition", "dropoff", "deadletter", "funnel-definition", "event-mapping"])
 def test_closed_schemas_refuse_unknown_fields(name: str) -> None:
     assert load(schema_path(name))["additionalProperties"] is False
 
 
 def test_touchpoint_schema_accepts_unknown_fields() -> None:
     assert load(schema_path("touchpoint")).get("additionalProperties", True) is True
+
+
+@pytest.mark.parametrize("name", ["segment-event", "snowplow-event"])
+def test_the_other_input_formats_accept_the_many_fields_they_are_not_read_for(name: str) -> None:
+    assert load(schema_path(name))["additionalProperties"] is True
 
 
 # --- golden examples

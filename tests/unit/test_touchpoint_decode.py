@@ -2,9 +2,11 @@
 
 A hand-made corpus pins the dead-letter reason of each kind of bad record; hypothesis
 then generates records near every boundary and checks that decode accepts exactly what
-the schema validator accepts. Two rules lie outside what the schema can express, so they
-are left out of the agreement and tested on their own: the 64 KiB limit on the record's
-bytes, and event times whose instant falls outside the years 0001-9999 in UTC.
+the schema validator accepts (the current version, `processor.schemas.CURRENT`). Two rules
+lie outside what the schema can express, so they are left out of the agreement and tested
+on their own: the 64 KiB limit on the record's bytes, and event times whose instant falls
+outside the years 0001-9999 in UTC. The bound on the future depends on when a record
+arrives, not on the record: tests/unit/test_future_bound.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from processor.funnel.touchpoint import MAX_RECORD_BYTES, Invalid, decode
 from processor.schemas import SCHEMA_DIR, validator
 
 DROP = object()  # marks a field to leave out of a record
-LIMITS = {"event_id": 128, "contact_id": 128, "type": 64}
+LIMITS = {"event_id": 128, "contact_id": 128, "type": 64}  # required strings: 1 to N characters
+OPTIONAL_LIMITS = {"channel": 64, "campaign": 256}  # optional strings (schema 1-1-0): at most N characters
 EXAMPLES = SCHEMA_DIR / "touchpoint" / "examples"
 
 
@@ -80,6 +83,8 @@ GOOD = [
     pytest.param(record(event_id="e" * 128, contact_id="c" * 128, type="t" * 64), id="longest-strings"),
     pytest.param(record(event_id="😀" * 128, type="é" * 64), id="limits-count-characters-not-bytes"),
     pytest.param(record(event_id="x", contact_id="y", type="z"), id="one-character-strings"),
+    pytest.param(record(channel="c" * 64, campaign="k" * 256), id="longest-channel-and-campaign"),
+    pytest.param(record(channel="😀" * 64, campaign="\u0001" * 256), id="longest-optional-strings-count-characters"),
 ]
 
 
@@ -113,6 +118,18 @@ def test_good_timestamp_is_read_as_that_instant(stamp: str, expected_us: int) ->
     doc = record(occurred_at=stamp)
     assert decode(encode(doc)).at == expected_us
     assert schema_accepts(doc)
+
+
+@pytest.mark.parametrize(("name", "limit"), OPTIONAL_LIMITS.items())
+def test_a_channel_or_campaign_valid_in_1_0_0_is_refused_since_1_1_0(name: str, limit: int) -> None:
+    """1-1-0 is a REVISION: a value the first version accepted is now dead-lettered, naming the field."""
+    doc = record(**{name: "x" * (limit + 1)})
+    assert validator("touchpoint", "1-0-0").is_valid(doc)
+    assert not schema_accepts(doc)
+    with pytest.raises(Invalid) as refused:
+        decode(encode(doc))
+    assert refused.value.reason == tp.BAD_VALUE
+    assert f"field {name!r} must be at most {limit} characters, got {limit + 1}" in refused.value.detail
 
 
 def test_null_optional_fields_count_as_absent() -> None:
@@ -166,6 +183,12 @@ BAD = [
         for name, limit in LIMITS.items()
     ),
     pytest.param(encode(record(type="😀" * 65)), tp.BAD_VALUE, id="over-long-type-astral"),
+    *(
+        pytest.param(encode(record(**{name: "x" * (limit + 1)})), tp.BAD_VALUE, id=f"over-long-{name}")
+        for name, limit in OPTIONAL_LIMITS.items()
+    ),
+    pytest.param(encode(record(channel="😀" * 65)), tp.BAD_VALUE, id="over-long-channel-astral"),
+    pytest.param(encode(record(campaign="x" * 30_000)), tp.BAD_VALUE, id="campaign-of-30000-characters"),
     *(
         pytest.param(encode(record(occurred_at=stamp)), tp.BAD_TIMESTAMP, id=f"timestamp-{name}")
         for name, stamp in {
@@ -348,8 +371,10 @@ def text_off(limit: int) -> st.SearchStrategy[Any]:
 FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     **{name: (text_near(limit), text_off(limit)) for name, limit in LIMITS.items()},
     "occurred_at": (timestamps(), JSON_VALUES),
-    "channel": (st.none() | st.text(CHARS, max_size=8), JSON_VALUES),
-    "campaign": (st.none() | st.text(CHARS, max_size=8), JSON_VALUES),
+    **{
+        name: (st.none() | st.text(CHARS, max_size=8) | text_near(limit), text_off(limit))
+        for name, limit in OPTIONAL_LIMITS.items()
+    },
     "properties": (st.none() | st.dictionaries(st.text(max_size=4), JSON_VALUES, max_size=3), JSON_VALUES),
 }
 
@@ -393,7 +418,7 @@ def test_decode_and_schema_agree_on_every_timestamp_of_the_grammar(stamp: str) -
     agree(record(occurred_at=stamp))
 
 
-@pytest.mark.parametrize(("name", "limit"), [*LIMITS.items(), ("channel", 64), ("campaign", 64)])
+@pytest.mark.parametrize(("name", "limit"), [*LIMITS.items(), *OPTIONAL_LIMITS.items()])
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_decode_and_schema_agree_on_every_string_length(name: str, limit: int, data: st.DataObject) -> None:
