@@ -135,7 +135,7 @@ class JourneyAgent:
         self._fetch_config = consumer_config(self._connection, committed_only=committed_only)
         self._ticks_seen: set[int] = set()  # ticks partitions with a record since the last rebalance
         self.outbox: KafkaOutbox | FaustOutbox = (
-            FaustOutbox(app, settings.topic_touchpoints)  # exactly_once: outputs join the input's transactions
+            FaustOutbox(app, self.input_topic)  # exactly_once: outputs join the input's transactions
             if settings.processing_guarantee == "exactly_once"
             else KafkaOutbox(self._connection, settings.partitions)
         )
@@ -158,8 +158,7 @@ class JourneyAgent:
         touchpoints = self.input_topic
         await self.outbox.start()
         if isinstance(self.outbox, FaustOutbox) and self.commits is None:
-            self.commits = WholeBatchCommits(self.app.consumer, self._lock, self.flush)
-            self.commits.install()
+            self.commits = WholeBatchCommits.of(self.app).join(self._lock, self.flush)
         # The cyclic GC kept rescanning Faust's and the cache's long-lived objects: about a
         # quarter of the agent's own time per touchpoint. What exists now is kept for good
         # (gc.freeze), and young collections run less often; states hold no cycles.

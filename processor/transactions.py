@@ -11,7 +11,8 @@ things keep that promise; both were found by the test that kills a worker on Kaf
   agent acks a batch only after its outputs are delivered and its states written; a
   commit in the middle of a batch would commit outputs whose input offsets it does not
   commit, and after a crash those records would be processed, and their outputs
-  committed, again. So every commit first takes the agent's lock and flushes its batch.
+  committed, again. So every commit first takes the agent's lock and flushes its batch;
+  with a re-keyed input, the re-keying agent's too (its copies and its source offsets).
 - **Local tables only after a clean stop** (`LocalTables`). RocksDB is written as the
   batch is flushed, before the transaction commits; a crash aborts the transaction but
   leaves those writes on disk, and the restarted worker would take them for applied
@@ -24,6 +25,7 @@ things keep that promise; both were found by the test that kills a worker on Kaf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -36,32 +38,48 @@ CLEAN_MARK = "funnel-committed-at-stop"
 
 
 class WholeBatchCommits:
-    """Faust's consumer commits only between the agent's batches (see the module's docstring).
+    """Faust's consumer commits only between batches (see the module's docstring).
 
-    A commit that ends the transactions (Faust's last one before a rebalance or a stop)
-    also closes the agent: until Faust has begun new transactions (`reopen`, on the next
-    assignment), a record the agent takes would be sent outside any transaction, so it is
-    left unacked instead, and Faust delivers it again from the committed offset.
+    Each stage that sends in Faust's transactions (the journeys agent, and the re-keying
+    agent when the input is re-keyed) joins with its lock and its flush; a commit takes
+    every stage's lock, in the order they joined, and flushes each. A commit that ends the
+    transactions (Faust's last one before a rebalance or a stop) also closes the stages:
+    until Faust has begun new transactions (`reopen`, on the next assignment), a record a
+    stage takes would be sent outside any transaction, so it is left unacked instead, and
+    Faust delivers it again from the committed offset.
     """
 
-    def __init__(self, consumer: Any, lock: asyncio.Lock, flush: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, consumer: Any) -> None:
         self.consumer = consumer
-        self.lock = lock
-        self.flush = flush
-        self.open = True  # Faust's transactions are open for the agent's records
+        self.stages: list[tuple[asyncio.Lock, Callable[[], Awaitable[None]]]] = []
+        self.open = True  # Faust's transactions are open for the stages' records
         self.ended = False  # the last commit ended the transactions and did not raise
         self._commit = consumer.commit
 
-    def install(self) -> None:
-        """Route the consumer's commits (its timer, rebalances, stop) through `commit` below."""
-        if getattr(self.consumer, "_funnel_whole_batches", None) is None:
-            self.consumer.commit = self.commit  # an instance attribute: faust calls self.commit()
-            self.consumer._funnel_whole_batches = self
+    @classmethod
+    def of(cls, app: Any) -> WholeBatchCommits:
+        """The one instance for this app's consumer, its commits routed through it."""
+        consumer = app.consumer
+        found = getattr(consumer, "_funnel_whole_batches", None)
+        if found is None:
+            found = cls(consumer)
+            consumer.commit = found.commit  # an instance attribute: faust calls self.commit()
+            consumer._funnel_whole_batches = found
+        assert isinstance(found, WholeBatchCommits)
+        return found
+
+    def join(self, lock: asyncio.Lock, flush: Callable[[], Awaitable[None]]) -> WholeBatchCommits:
+        """A stage whose batches a commit must not split: it holds `lock` while it takes a record."""
+        self.stages.append((lock, flush))
+        return self
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        async with self.lock:
+        async with contextlib.AsyncExitStack() as held:
+            for lock, _ in self.stages:
+                await held.enter_async_context(lock)
             self.ended = False
-            await self.flush()
+            for _, flush in self.stages:
+                await flush()
             committed = bool(await self._commit(topics, start_new_transaction=start_new_transaction))
             if not start_new_transaction:
                 self.open, self.ended = False, True

@@ -72,6 +72,34 @@ def group_lag(settings: Settings, topic: str) -> int | None:
         consumer.close()
 
 
+def records_not_committed(settings: Settings, topic: str) -> int | None:
+    """Like group_lag, for a topic written in transactions: the records (not the transaction
+    markers, which also take offsets) past the group's committed offsets; None before its first
+    commit. A consumer commits the offset after the last record it took, so the marker that ends
+    a partition's last transaction always stays past it, and group_lag never reaches 0."""
+    consumer = KafkaConsumer(
+        **settings.kafka_client_config(),
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        committed = {tp: consumer.committed(tp) for tp in tps}
+        if all(offset is None for offset in committed.values()):
+            return None
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        behind = 0
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for tp, records in consumer.poll(timeout_ms=POLL_MS).items():
+                behind += sum(1 for r in records if r.offset >= (committed[tp] or 0))
+        return behind
+    finally:
+        consumer.close()
+
+
 def wait_caught_up(settings: Settings, timeout_s: float) -> float:
     """Wait until the group has committed every touchpoint; returns the seconds it took."""
     started = time.monotonic()

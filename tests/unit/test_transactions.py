@@ -27,28 +27,56 @@ class FakeConsumer:
         return True
 
 
-def test_a_commit_flushes_the_agents_batch_first_under_its_lock() -> None:
+def test_a_commit_flushes_every_stages_batch_first_under_all_their_locks() -> None:
+    steps: list[str] = []
+    agent_lock, rekeyer_lock = asyncio.Lock(), asyncio.Lock()
+    consumer = FakeConsumer(steps)
+    app = SimpleNamespace(consumer=consumer)
+
+    def flusher(name: str) -> Any:
+        async def flush() -> None:
+            assert agent_lock.locked() and rekeyer_lock.locked()  # neither stage is mid-batch
+            steps.append(f"flush {name}")
+
+        return flush
+
+    commits = WholeBatchCommits.of(app).join(rekeyer_lock, flusher("rekeyer"))
+    assert WholeBatchCommits.of(app) is commits  # once per consumer
+    commits.join(agent_lock, flusher("agent"))
+
+    async def run() -> None:
+        assert await consumer.commit() is True  # what Faust calls: now the wrapper
+        assert commits.open and not commits.ended
+        assert not agent_lock.locked() and not rekeyer_lock.locked()
+        await consumer.commit(start_new_transaction=False)  # a rebalance or a stop ends the transactions
+
+    asyncio.run(run())
+    one_commit = ["flush rekeyer", "flush agent"]
+    assert steps == [*one_commit, "commit(new=True)", *one_commit, "commit(new=False)"]
+    assert not commits.open and commits.ended
+    commits.reopen()
+    assert commits.open
+
+
+def test_a_commit_waits_for_a_stage_in_the_middle_of_its_batch() -> None:
     steps: list[str] = []
     lock = asyncio.Lock()
     consumer = FakeConsumer(steps)
 
     async def flush() -> None:
-        assert lock.locked()
         steps.append("flush")
 
-    commits = WholeBatchCommits(consumer, lock, flush)
-    commits.install()
-    commits.install()  # once only
+    commits = WholeBatchCommits.of(SimpleNamespace(consumer=consumer)).join(lock, flush)
 
     async def run() -> None:
-        assert await consumer.commit() is True  # what Faust calls: now the wrapper
-        assert commits.open and not commits.ended
-        await consumer.commit(start_new_transaction=False)  # a rebalance or a stop ends the transactions
+        async with lock:  # a stage is taking a record
+            commit = asyncio.ensure_future(consumer.commit())
+            await asyncio.sleep(0.01)
+            steps.append("record taken")
+        assert await commit is True
 
     asyncio.run(run())
-    assert steps == ["flush", "commit(new=True)", "flush", "commit(new=False)"]
-    assert not commits.open and commits.ended
-    commits.reopen()
+    assert steps == ["record taken", "flush", "commit(new=True)"]
     assert commits.open
 
 
@@ -60,7 +88,7 @@ def test_a_commit_that_raises_does_not_count_as_ended() -> None:
     async def flush() -> None:
         pass
 
-    commits = WholeBatchCommits(Failing([]), asyncio.Lock(), flush)
+    commits = WholeBatchCommits(Failing([])).join(asyncio.Lock(), flush)
 
     async def run() -> None:
         with contextlib.suppress(RuntimeError):
