@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 
 from bench.procs import BenchError, Broker, Proc, Procs, python_command
+from localbrokers.net import free_loopback_port
 from processor.definitions import PRESETS, load_funnels
-from processor.localbroker import free_loopback_port
 from processor.outbox import default_partition
 from processor.replay import run_replay
 

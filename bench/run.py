@@ -1,10 +1,11 @@
 """The benchmark harness: every case in one run, one table (`make bench`, or `make bench-smoke`).
 
-    python -m bench [--smoke] [--out out/bench.json] [--workdir out/bench]
+    python -m bench [--smoke] [--broker kafka|tansu] [--out out/bench.json] [--workdir out/bench]
 
-Starts Tansu on loopback (stopped by PID at the end) unless FUNNEL_TEST_BROKER names a
-Kafka, simulates the input, runs the seven cases, prints the table and writes it as
-JSON. Targets are ratios within the run where the issue sets them, because this
+Starts a broker on loopback (stopped by PID at the end): the local Apache Kafka where
+Java can run it, else Tansu; --broker chooses; FUNNEL_TEST_BROKER names a Kafka to use
+instead. Then simulates the input, runs the seven cases, prints the table and writes it
+as JSON. Targets are ratios within the run where the issue sets them, because this
 machine's absolute speed drifts. A missed target is a figure, not an error: the exit
 code is 1 only when a case could not be measured.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from bench import cases
 from bench.lab import FULL, SMOKE, Lab, simulate
-from bench.procs import ROOT, Procs, start_broker
+from bench.procs import KAFKA, ROOT, TANSU, Broker, Procs, start_broker
 from bench.streams import delete_topics
 from bench.table import Row, machine, render, write_json
 
@@ -35,6 +36,12 @@ STORE = "rocksdb"  # the worker's default store: cases 2, 3 and 4-5 use it; reco
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness runs, figures mean little")
+    parser.add_argument(
+        "--broker",
+        choices=(KAFKA, TANSU),
+        help="the broker to start: the local Apache Kafka (default where Java can run it) or Tansu; "
+        "FUNNEL_TEST_BROKER names a Kafka to use instead",
+    )
     parser.add_argument(
         "--out", type=Path, help="the table as JSON (default out/bench.json, smoke out/bench-smoke.json)"
     )
@@ -94,14 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     procs = Procs(work)
     header: dict[str, object] = {"command": shlex.join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])}
     lab: Lab | None = None
+    broker: Broker | None = None
     try:
-        broker = start_broker(procs)
+        broker = start_broker(procs, args.broker)
         header.update(machine(broker.description))
         lab = Lab(broker, procs, work, sizes, simulate(work / "touchpoints.jsonl", sizes.touchpoints))
         rows = run_cases(lab, args.cases)
     finally:
         procs.stop_all()
-        if lab is not None and not lab.broker.is_tansu:  # leave nothing on a shared Kafka
+        if broker is not None and broker.local is not None:
+            broker.local.stop()  # by its PID; its data goes with the run's folder
+        elif lab is not None and not lab.broker.is_tansu:  # leave nothing on a shared Kafka
             asyncio.run(delete_topics(lab.broker.hosts, lab.prefix))
     header.update(
         {

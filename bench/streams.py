@@ -104,8 +104,10 @@ class Reader:
             max_partition_fetch_bytes=4 << 20,
         )
         await self.consumer.start()
-        await self.consumer.topics()  # metadata for every topic, so partitions_for_topic answers
-        tps = [TopicPartition(t, p) for t in self.topics for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        # Metadata for every topic: the consumer's own cluster view only holds topics it already
+        # knows (Tansu's answers happened to fill it; Kafka's do not).
+        metadata = await self.consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(t, p) for t in self.topics for p in sorted(metadata.partitions_for_topic(t) or ())]
         if not tps:
             raise BenchError(f"none of the topics {list(self.topics)} exist")
         self.consumer.assign(tps)

@@ -57,6 +57,7 @@ from processor.settings import Settings
 from processor.sourcemarks import SourceMarks, origin
 from processor.stagecounts import StageCounts
 from processor.tablewrites import BatchedTable
+from processor.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
 _US = 1_000_000
@@ -122,14 +123,19 @@ class JourneyAgent:
         self.batch = Batch()
         self._lock = asyncio.Lock()  # one record, or one flush, at a time
         self._acker: faust.StreamT[bytes] | None = None
+        self.commits: WholeBatchCommits | None = None  # exactly_once: Faust commits between batches only
         self._placement: dict[bytes, int] = {}  # contact id -> its partition
         self._read_to: dict[TP, int] = {}  # input partition -> the offset after the last record taken
         self._contacts_by_partition: dict[int, Stored] | None = None  # one table scan per rebalance
         self._watch: dict[int, tuple[int | None, int]] = {}  # partition -> (next offset, records checked)
         self._connection = aiokafka_connection(settings)
-        self._fetch_config = consumer_config(self._connection)
+        # The records a gap read fetches are the ones Faust's consumer would deliver: with
+        # exactly_once, committed ones only (aborted records and markers are skipped).
+        committed_only = settings.processing_guarantee == "exactly_once"
+        self._fetch_config = consumer_config(self._connection, committed_only=committed_only)
+        self._ticks_seen: set[int] = set()  # ticks partitions with a record since the last rebalance
         self.outbox: KafkaOutbox | FaustOutbox = (
-            FaustOutbox(app)  # with exactly_once, outputs and table writes join Faust's transactions
+            FaustOutbox(app, self.input_topic)  # exactly_once: outputs join the input's transactions
             if settings.processing_guarantee == "exactly_once"
             else KafkaOutbox(self._connection, settings.partitions)
         )
@@ -140,6 +146,7 @@ class JourneyAgent:
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
     # -- the stream ---------------------------------------------------------------
 
@@ -150,6 +157,8 @@ class JourneyAgent:
         waiting = records.channel.queue  # records Faust has fetched and this stream not yet taken
         touchpoints = self.input_topic
         await self.outbox.start()
+        if isinstance(self.outbox, FaustOutbox) and self.commits is None:
+            self.commits = WholeBatchCommits.of(self.app).join(self._lock, self.flush)
         # The cyclic GC kept rescanning Faust's and the cache's long-lived objects: about a
         # quarter of the agent's own time per touchpoint. What exists now is kept for good
         # (gc.freeze), and young collections run less often; states hold no cycles.
@@ -159,8 +168,11 @@ class JourneyAgent:
         try:
             async for event in records.events():
                 async with self._lock:
+                    if self.commits is not None and not self.commits.open:
+                        continue  # exactly_once, transactions ended: delivered again after the rebalance
                     message = event.message
                     if message.topic == self.settings.topic_ticks:
+                        await self._first_tick(message)
                         await self.on_tick(message.partition)
                     else:
                         await self.on_touchpoint(message)
@@ -256,6 +268,31 @@ class JourneyAgent:
             self.metrics.recovered.inc(len(missed))
         for record in missed:
             await self._apply(record)
+        await self._skip_in_commits(message.tp, expected, offset)
+
+    async def _first_tick(self, message: Any) -> None:
+        """A ticks partition's first record since the rebalance may come after offsets its consumer
+        never delivers (the markers and aborted ticks of the worker's own transactions, with
+        exactly_once); a tick only carries the wall clock, so nothing is lost by skipping them."""
+        if message.partition in self._ticks_seen:
+            return
+        self._ticks_seen.add(message.partition)
+        consumer: Any = self.app.consumer
+        committed = consumer._committed_offset.get(message.tp)
+        if committed is not None:
+            await self._skip_in_commits(message.tp, committed, message.offset)
+
+    async def _skip_in_commits(self, tp: TP, start: int, end: int) -> None:
+        """Let Faust commit past offsets start..end-1, which its consumer did not deliver but that are
+        taken care of (processed from a gap read, or nothing to process).
+
+        Faust records such a gap only between two records it delivered, not between the committed
+        offset and a partition's first record: without this it never again commits that
+        partition's offsets (with exactly_once its transactions then time out, fencing the worker).
+        """
+        if end - start > 1:
+            consumer: Any = self.app.consumer
+            await consumer._add_gap(tp, start, end - 1)
 
     async def _apply(self, message: Any) -> None:
         partition, raw, key = message.partition, message.value, message.key
@@ -385,7 +422,9 @@ class JourneyAgent:
         self.metrics.dead_letters.labels(reason).inc()
         source = topic_source(message.topic, message.partition, message.offset)
         letter = dead_letter(reason, detail, message.value or b"", source, message.key)
-        await self.outbox.put(self.settings.topic_deadletter, message.key, orjson.dumps(letter))
+        await self.outbox.put(
+            self.settings.topic_deadletter, message.key, orjson.dumps(letter), source=message.partition
+        )
 
     # -- partitions and clocks ----------------------------------------------------
 
@@ -438,9 +477,21 @@ class JourneyAgent:
         lags = [time.time() - c.latest / _US for c in self.partition_clocks.values() if c.latest is not None]
         self.metrics.event_time_lag.set(max(lags, default=0.0))
         now = orjson.dumps(time.time())
+        # With exactly_once, ticks go outside the transactions: a tick only nudges a clock, and
+        # transaction markers in the ticks topic would leave gaps in its offsets that Faust's
+        # commit bookkeeping trips over (processor/transactions.py).
+        plain = self.commits is not None
         for tp in self.app.assignor.assigned_actives():
-            if tp.topic == self.input_topic:
+            if tp.topic != self.input_topic:
+                continue
+            if plain:
+                await self.app.producer.send(self.settings.topic_ticks, None, now, tp.partition, None, None)
+            else:
                 await self.ticks.send(value=now, partition=tp.partition)
+
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        if self.commits is not None:
+            self.commits.reopen()
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
@@ -457,3 +508,4 @@ class JourneyAgent:
         self._read_to.clear()
         self._contacts_by_partition = None
         self._watch.clear()
+        self._ticks_seen.clear()

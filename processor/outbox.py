@@ -14,8 +14,9 @@ Two kinds:
   future, sensor calls and send as through Faust's topics: outputs are most of what
   the worker writes. Partitions are chosen as Kafka's default partitioner does
   (murmur2 of the key), so each contact's outputs stay in one partition, in order.
-- `FaustOutbox` (exactly_once): each record through Faust's topic, so that it joins
-  the transaction Faust commits the input offsets in.
+- `FaustOutbox` (exactly_once): each record through the transactional producer Faust
+  keeps for the input partition being processed, so that it is committed, or
+  aborted, together with that partition's table writes and input offsets.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
+from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 
 MAX_BATCH_BYTES = 512 * 1024  # a record batch of one partition (a dead letter can be ~90 KiB)
 Headers = list[tuple[str, bytes]]
@@ -63,12 +65,15 @@ class KafkaOutbox:
         if producer is not None:
             await producer.stop()
 
-    async def put(self, topic: str, key: bytes | None, value: bytes, placed: int | None = None) -> None:
+    async def put(
+        self, topic: str, key: bytes | None, value: bytes, placed: int | None = None, *, source: int | None = None
+    ) -> None:
         """Queue one record for the partition Kafka's default partitioner gives its key.
 
         `placed`: the input partition, when the key is known to be placed there (a contact's
         outputs: the agent checks every touchpoint's partition). A topic with as many
         partitions as the input puts the key in that same partition, so murmur2 is skipped.
+        `source`: the input partition whose record caused this one (used with exactly_once).
         """
         count = self._counts.get(topic)
         if count is None:
@@ -91,7 +96,15 @@ class KafkaOutbox:
             self._full.append((slot, full))
 
     async def put_in_order(
-        self, topic: str, partition: int, key: bytes, value: bytes, timestamp_ms: int | None, headers: Headers
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes,
+        timestamp_ms: int | None,
+        headers: Headers,
+        *,
+        source: int | None = None,
     ) -> None:
         """Queue one record for this partition, with its own timestamp and headers, and never two
         batches of a partition in flight at once: when the partition's batch is full, everything
@@ -142,40 +155,78 @@ class KafkaOutbox:
 
 
 class FaustOutbox:
-    def __init__(self, app: faust.App) -> None:
+    """exactly_once: records go through the transactional producer of their input partition.
+
+    Faust keeps one transactional producer per input partition (transactional id
+    "{app id}-{topic group}-{partition}") and commits that partition's input offsets in
+    its transaction. Faust's own `topic.send()` would choose the producer from the
+    *destination* topic instead, and for a topic this worker does not consume (the
+    outputs, the dead letters) it falls back to its plain producer: those records were
+    then outside every transaction, visible before the offsets that made them were
+    committed, and written again after a crash. Here every record is sent with the
+    input partition's transactional id, so a read_committed consumer sees it exactly
+    when the input offset that caused it is committed.
+    """
+
+    def __init__(self, app: faust.App, source_topic: str) -> None:
         self.app = app
-        self._topics: dict[str, faust.TopicT] = {}
+        self.source_topic = source_topic  # the touchpoints topic: its topic group names the producers
         self._sent: list[Awaitable[Any]] = []
 
     async def start(self) -> None:
         pass
 
     async def stop(self) -> None:
-        pass
+        self._sent.clear()
 
-    async def put(self, topic: str, key: bytes | None, value: bytes, placed: int | None = None) -> None:
-        channel = self._topics.get(topic)
-        if channel is None:
-            channel = self._topics[topic] = self.app.topic(topic, key_serializer="raw", value_serializer="raw")
-        self._sent.append(await channel.send(key=key, value=value))
+    def transactional_id(self, partition: int) -> str:
+        """The id of the producer Faust commits this input partition's offsets with."""
+        group = self.app.assignor.group_for_topic(self.source_topic)
+        tpg = TopicPartitionGroup(self.source_topic, partition, group)
+        return TransactionManager.transactional_id_format.format(group_id=self.app.conf.id, tpg=tpg)
+
+    async def put(
+        self, topic: str, key: bytes | None, value: bytes, placed: int | None = None, *, source: int | None = None
+    ) -> None:
+        partition = source if source is not None else placed
+        if partition is None:
+            raise ValueError("with exactly_once, every record needs the input partition that caused it")
+        # Partition None: the producer's default partitioner (murmur2 of the key), as Kafka's.
+        sent = await self.app.producer.send(
+            topic, key, value, None, None, None, transactional_id=self.transactional_id(partition)
+        )
+        self._sent.append(sent)
 
     def append(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
         raise TypeError("with exactly_once, tables write through Faust")
 
     async def put_in_order(
-        self, topic: str, partition: int, key: bytes, value: bytes, timestamp_ms: int | None, headers: Headers
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes,
+        timestamp_ms: int | None,
+        headers: Headers,
+        *,
+        source: int | None = None,
     ) -> None:
-        """Through Faust's producer, in its transaction; Faust's topic sends keep a partition's order."""
-        channel = self._topics.get(topic)
-        if channel is None:
-            channel = self._topics[topic] = self.app.topic(topic, key_serializer="raw", value_serializer="raw")
-        timestamp = None if timestamp_ms is None else timestamp_ms / 1000
-        self._sent.append(
-            await channel.send(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        """In the transaction of the source partition that caused it; one producer per source
+        partition keeps each source partition's records in order (processor/rekey.py)."""
+        if source is None:
+            raise ValueError("with exactly_once, every record needs the input partition that caused it")
+        timestamp = None if timestamp_ms is None else timestamp_ms / 1000  # Faust's producer takes seconds
+        sent = await self.app.producer.send(
+            topic, key, value, partition, timestamp, headers, transactional_id=self.transactional_id(source)
         )
+        self._sent.append(sent)
 
     async def delivered(self) -> dict[tuple[str, int], int]:
+        """Wait for the records put here, and for what Faust's tables wrote meanwhile: a table write
+        goes to Faust's producer buffer, which would otherwise send its changelog record later,
+        possibly after the transaction that commits the input offset the state belongs to."""
         sent, self._sent = self._sent, []
         for acknowledgement in sent:
             await acknowledgement
+        await self.app.producer.flush()  # the buffer, then every transactional producer
         return {}

@@ -52,6 +52,7 @@ from processor.metrics import FunnelMetrics
 from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.settings import Settings
 from processor.sourcemarks import source_headers
+from processor.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
 PLACEMENTS_KEPT = 200_000
@@ -81,7 +82,7 @@ class Rekeyer:
         connection = aiokafka_connection(settings)
         self._fetch_config = consumer_config(connection)
         self.outbox: KafkaOutbox | FaustOutbox = (
-            FaustOutbox(app)  # with exactly_once, the re-keyed records join Faust's transactions
+            FaustOutbox(app, settings.topic_touchpoints)  # exactly_once: in the source partition's transaction
             if settings.processing_guarantee == "exactly_once"
             else KafkaOutbox(connection, settings.partitions)
         )
@@ -99,6 +100,7 @@ class Rekeyer:
         self.pending: list[Any] = []  # events handled since the last flush, in order
         self.opened = 0.0  # time.monotonic() of the first of them
         self._lock = asyncio.Lock()
+        self.commits: WholeBatchCommits | None = None  # exactly_once: Faust commits between batches only
         self._acker: faust.StreamT[bytes] | None = None
         self._waiting: Any = None  # the stream's queue of fetched records
         self._read_to: dict[TP, int] = {}  # source partition -> the offset after the last record taken
@@ -113,10 +115,14 @@ class Rekeyer:
         assert isinstance(records.channel, ChannelT)
         self._waiting = records.channel.queue
         await self.outbox.start()
+        if isinstance(self.outbox, FaustOutbox) and self.commits is None:
+            self.commits = WholeBatchCommits.of(self.app).join(self._lock, self.flush)
         stale = asyncio.ensure_future(self._flush_when_stale())
         try:
             async for event in records.events():
                 async with self._lock:
+                    if self.commits is not None and not self.commits.open:
+                        continue  # exactly_once, transactions ended: delivered again after the rebalance
                     message = event.message
                     await self._recover_skipped(message)
                     await self.forward(message)
@@ -160,14 +166,18 @@ class Rekeyer:
             partition = self._placement[contact] = default_partition(contact, self.settings.partitions)
         headers = source_headers(message.topic, message.partition, message.offset)
         value = orjson.dumps(as_touchpoint(tp))
-        await self.outbox.put_in_order(self.target, partition, contact, value, timestamp_ms(message), headers)
+        await self.outbox.put_in_order(
+            self.target, partition, contact, value, timestamp_ms(message), headers, source=message.partition
+        )
         self.rekeyed.inc()
 
     async def dead(self, reason: str, detail: str, message: Any) -> None:
         self.metrics.dead_letters.labels(reason).inc()
         source = topic_source(message.topic, message.partition, message.offset)
         letter = dead_letter(reason, detail, message.value or b"", source, message.key)
-        await self.outbox.put(self.settings.topic_deadletter, message.key, orjson.dumps(letter))
+        await self.outbox.put(
+            self.settings.topic_deadletter, message.key, orjson.dumps(letter), source=message.partition
+        )
 
     async def flush(self) -> None:
         """Await Kafka's acknowledgement of everything produced, then ack the source records to Faust."""

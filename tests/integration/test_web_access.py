@@ -80,7 +80,6 @@ def touchpoints(contact_ids: list[str]) -> list[bytes]:
 def worker_env(broker: Any, names: Any, port: int, **extra: str) -> dict[str, str]:
     return broker.env(
         names,
-        session_timeout="2s",
         idle_after="1d",
         store="memory",
         web_port=port,

@@ -255,7 +255,7 @@ def assert_never_restarted(proc: Any) -> None:
 
 
 def start_worker(broker: Any, names: Any, worker: Callable[..., Any], free_port: Callable[[], int]) -> Any:
-    env = broker.env(names, session_timeout="2s", idle_after="1d", store="memory", web_port=free_port())
+    env = broker.env(names, idle_after="1d", store="memory", web_port=free_port())
     proc = worker(env)
     proc.wait_ready()
     return proc

@@ -57,7 +57,6 @@ def run(
             funnels=funnel_file,
             idle_after=idle_after,
             tick_interval="0.5s",
-            session_timeout="2s",
             store="memory",
             web_port=free_port(),
         )

@@ -115,7 +115,6 @@ def test_events_keyed_by_message_id_give_the_replay_of_the_same_touchpoints(
     broker: Any,
     source_topics: Callable[..., Any],
     worker: Callable[..., Any],
-    tansu_defect: Callable[..., bool],
     free_port: Callable[[], int],
     tmp_path: Path,
     fmt: str,
@@ -128,7 +127,7 @@ def test_events_keyed_by_message_id_give_the_replay_of_the_same_touchpoints(
     keys = {r.key for r in kafkaio.read_topic(settings, names.touchpoints, timeout_s=1.0, expect=len(shaped))}
     assert len(keys) > TOUCHPOINTS * 0.9 and not keys & {orjson.loads(line)["contact_id"].encode() for line in native}
 
-    env = worker_env(broker, names, tansu_defect, free_port, input_format=fmt, input_mapping=mapping)
+    env = worker_env(broker, names, free_port, input_format=fmt, input_mapping=mapping)
     proc = worker(env)
     proc.wait_ready()
     got = collect(settings, len(expected), OUTPUT_TIMEOUT_S)
@@ -151,7 +150,7 @@ def test_a_rekeyed_record_keeps_the_source_timestamp_and_names_its_source(
     names, settings = source_topics(1, "segment", mapping)
     stamp_ms = int(time.time() * 1000) - 60_000  # after every simulated time, before the worker's wall clock
     kafkaio.produce_lines(settings, names.touchpoints, shaped, fmt="segment", timestamp_ms=stamp_ms)
-    env = broker.env(names, session_timeout="2s", idle_after="1d", store="memory", web_port=free_port())
+    env = broker.env(names, idle_after="1d", store="memory", web_port=free_port())
     proc = worker({**env, "FUNNEL_INPUT_FORMAT": "segment", "FUNNEL_INPUT_MAPPING": str(mapping)})
     proc.wait_ready()
     collect(settings, len(oracle(native, PARTITIONS)), OUTPUT_TIMEOUT_S)
@@ -228,7 +227,7 @@ def test_bad_events_are_dead_lettered_with_their_source_and_the_rest_goes_on(
     stored = kafkaio.read_topic(settings, names.touchpoints, timeout_s=2.0, expect=len(records))
     where = {r.value: r for r in stored}
 
-    env = broker.env(names, session_timeout="2s", idle_after="1d", store="memory", web_port=free_port())
+    env = broker.env(names, idle_after="1d", store="memory", web_port=free_port())
     proc = worker({**env, "FUNNEL_INPUT_FORMAT": fmt, "FUNNEL_INPUT_MAPPING": str(mapping)})
     proc.wait_ready()
     letters = [orjson.loads(r.value or b"") for r in letters_of(settings, len(bads))]
@@ -257,14 +256,13 @@ def test_a_killed_worker_on_segment_events_keyed_by_message_id_loses_nothing(
     broker: Any,
     source_topics: Callable[..., Any],
     worker: Callable[..., Any],
-    tansu_defect: Callable[..., bool],
     free_port: Callable[[], int],
     tmp_path: Path,
 ) -> None:
     """SIGKILL mid-stream: the restarted worker re-keys again what was not acked, and applies no copy twice."""
     native, shaped, mapping = simulate(tmp_path, "segment", 20_000, seed=13)
     names, settings = source_topics(1, "segment", mapping)
-    env = worker_env(broker, names, tansu_defect, free_port, input_format="segment", input_mapping=mapping)
+    env = worker_env(broker, names, free_port, input_format="segment", input_mapping=mapping)
     expected = oracle(native, PARTITIONS)
     kafkaio.produce_lines(settings, names.touchpoints, shaped, fmt="segment")
 
@@ -286,7 +284,6 @@ def test_a_source_over_several_partitions_is_rekeyed_once_per_record_and_replaye
     broker: Any,
     source_topics: Callable[..., Any],
     worker: Callable[..., Any],
-    tansu_defect: Callable[..., bool],
     free_port: Callable[[], int],
     tmp_path: Path,
 ) -> None:
@@ -295,7 +292,7 @@ def test_a_source_over_several_partitions_is_rekeyed_once_per_record_and_replaye
     native, shaped, mapping = simulate(tmp_path, "snowplow", 4_000, seed=17)
     names, settings = source_topics(3, "snowplow", mapping)
     kafkaio.produce_lines(settings, names.touchpoints, shaped, fmt="snowplow")
-    proc = worker(worker_env(broker, names, tansu_defect, free_port, input_format="snowplow", input_mapping=mapping))
+    proc = worker(worker_env(broker, names, free_port, input_format="snowplow", input_mapping=mapping))
     proc.wait_ready()
     rekeyed_topic = kafkaio.rekeyed_topic(settings)
     rekeyed = kafkaio.read_topic(settings, rekeyed_topic, timeout_s=2.0, expect=len(native))

@@ -73,7 +73,6 @@ def test_no_contact_id_or_payload_reaches_the_log(
     topics: Callable[..., Any],
     worker: Callable[..., Any],
     free_port: Callable[[], int],
-    tansu_defect: Callable[..., bool],
 ) -> None:
     marker = uuid.uuid4().hex
     names = topics(PARTITIONS)
@@ -84,7 +83,6 @@ def test_no_contact_id_or_payload_reaches_the_log(
     port = free_port()
     env = broker.env(
         names,
-        session_timeout="2s",
         idle_after="1d",
         store="memory",
         web_port=port,
@@ -92,12 +90,6 @@ def test_no_contact_id_or_payload_reaches_the_log(
         web_token=TOKEN,
         log_level="info",
     )
-    if tansu_defect(
-        "short-end-offsets",
-        "ListOffsets(latest) answers the last batch's base offset + 1, so table recovery would stop short",
-        adapt=True,
-    ):
-        env["FUNNEL_END_OFFSETS_FROM_FETCH"] = "true"
 
     def queries() -> None:
         for n in range(CONTACTS):

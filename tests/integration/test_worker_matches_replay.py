@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from processor import kafkaio
 from processor.agents import default_partition
@@ -82,11 +83,12 @@ def assert_same_outputs(got: list[dict[str, Any]], expected: dict[str, dict[str,
     return len(got) - len(by_id)
 
 
+@pytest.mark.also_on_tansu
 def test_worker_outputs_equal_the_replay(
     broker: Any, topics: Callable[..., Any], worker: Callable[..., Any], free_port: Callable[[], int], tmp_path: Path
 ) -> None:
     names = topics(PARTITIONS)
-    env = broker.env(names, session_timeout="2s", idle_after="1d", store="rocksdb", web_port=free_port())
+    env = broker.env(names, idle_after="1d", store="rocksdb", web_port=free_port())
     settings = Settings.from_env(env)
     lines = simulate(tmp_path / "touchpoints.jsonl", TOUCHPOINTS, seed=7)
     expected = oracle(lines, PARTITIONS)

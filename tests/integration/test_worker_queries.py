@@ -30,9 +30,7 @@ def test_journey_and_funnel_counts_are_served(
 ) -> None:
     names = topics(2)
     port = free_port()
-    env = broker.env(
-        names, session_timeout="2s", idle_after="1d", store="memory", web_port=port, funnels="quote-to-deal"
-    )
+    env = broker.env(names, idle_after="1d", store="memory", web_port=port, funnels="quote-to-deal")
     settings = Settings.from_env(env)
     touchpoints = [
         {"event_id": "e1", "contact_id": "acme", "type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"},

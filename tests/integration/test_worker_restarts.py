@@ -28,17 +28,10 @@ PROGRESS_TIMEOUT_S = 120.0
 OUTPUT_TIMEOUT_S = 300.0
 
 
-def worker_env(
-    broker: Any, names: Any, tansu_defect: Callable[..., bool], free_port: Callable[[], int], **overrides: Any
-) -> dict[str, str]:
+def worker_env(broker: Any, names: Any, free_port: Callable[[], int], **overrides: Any) -> dict[str, str]:
+    """RocksDB store; on Tansu the lane's workarounds apply (conftest: TANSU_WORKAROUNDS)."""
     overrides.setdefault("web_port", free_port())
-    env: dict[str, str] = broker.env(names, session_timeout="2s", idle_after="1d", store="rocksdb", **overrides)
-    if tansu_defect(
-        "short-end-offsets",
-        "ListOffsets(latest) answers the last batch's base offset + 1, so table recovery would stop short",
-        adapt=True,
-    ):
-        env["FUNNEL_END_OFFSETS_FROM_FETCH"] = "true"
+    env: dict[str, str] = broker.env(names, idle_after="1d", store="rocksdb", **overrides)
     return env
 
 
@@ -56,18 +49,18 @@ def wait_for_outputs(settings: Settings, at_least: int) -> int:
     pytest.fail(f"fewer than {at_least} transitions within {PROGRESS_TIMEOUT_S} s")
 
 
+@pytest.mark.also_on_tansu
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "killed"])
 def test_a_worker_stopped_mid_stream_and_restarted_loses_nothing(
     broker: Any,
     topics: Callable[..., Any],
     worker: Callable[..., Any],
-    tansu_defect: Callable[..., bool],
     free_port: Callable[[], int],
     tmp_path: Path,
     stop_signal: signal.Signals,
 ) -> None:
     names = topics(PARTITIONS)
-    env = worker_env(broker, names, tansu_defect, free_port)
+    env = worker_env(broker, names, free_port)
     settings = Settings.from_env(env)
     lines = simulate(tmp_path / "touchpoints.jsonl", TOUCHPOINTS, seed=11)
     expected = oracle(lines, PARTITIONS)
@@ -89,13 +82,12 @@ def test_two_workers_one_killed_the_survivor_finishes_the_stream(
     broker: Any,
     topics: Callable[..., Any],
     worker: Callable[..., Any],
-    tansu_defect: Callable[..., bool],
     free_port: Callable[[], int],
     tmp_path: Path,
 ) -> None:
     names = topics(PARTITIONS)
-    env_a = worker_env(broker, names, tansu_defect, free_port, data_dir=broker.workdir / f"{names.app_id}-a")
-    env_b = worker_env(broker, names, tansu_defect, free_port, data_dir=broker.workdir / f"{names.app_id}-b")
+    env_a = worker_env(broker, names, free_port, data_dir=broker.workdir / f"{names.app_id}-a")
+    env_b = worker_env(broker, names, free_port, data_dir=broker.workdir / f"{names.app_id}-b")
     settings = Settings.from_env(env_a)
     lines = simulate(tmp_path / "touchpoints.jsonl", TOUCHPOINTS, seed=13)
     expected = oracle(lines, PARTITIONS)

