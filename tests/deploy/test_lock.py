@@ -56,8 +56,8 @@ def parse_lock(text: str) -> dict[NormalizedName, Pin]:
             raise ValueError(f"{line.split()[0]}: the lock names no index or option, pip's own configuration does")
         requirement_text, *hashes = re.split(r"\s+--hash=", line)
         requirement = Requirement(requirement_text)
-        (specifier, *more) = list(requirement.specifier) or [None]
-        if specifier is None or more or specifier.operator != "==" or "*" in specifier.version:
+        specifiers = list(requirement.specifier)
+        if len(specifiers) != 1 or specifiers[0].operator != "==" or "*" in specifiers[0].version:
             raise ValueError(f"{requirement_text}: not an exact pin (name==version)")
         if requirement.marker is not None or requirement.extras:
             raise ValueError(f"{requirement_text}: a lock for one platform has no markers or extras")
@@ -66,7 +66,7 @@ def parse_lock(text: str) -> dict[NormalizedName, Pin]:
         name = canonicalize_name(requirement.name)
         if name in pins:
             raise ValueError(f"{name} is pinned twice")
-        pins[name] = Pin(name, Version(specifier.version), tuple(hashes))
+        pins[name] = Pin(name, Version(specifiers[0].version), tuple(hashes))
     return pins
 
 
@@ -102,7 +102,7 @@ def closure(roots: Iterable[Requirement], requires: Mapping[str, list[str]]) -> 
     `requires` maps a canonical name to its declared requirements (Requires-Dist lines);
     markers are evaluated for this interpreter, with the extras each asker names.
     """
-    environment = default_environment()
+    environment = {key: str(value) for key, value in default_environment().items()}
     found: list[tuple[str, Requirement]] = []
     todo = [("pyproject.toml", root) for root in roots]
     expanded: set[tuple[str, str]] = set()
@@ -205,7 +205,7 @@ beta==2.0 \\
 
 def test_the_lock_parser_reads_pins_and_refuses_what_a_lock_must_not_hold() -> None:
     assert {name: str(pin.version) for name, pin in parse_lock(PLANTED).items()} == {"alpha": "1.0", "beta": "2.0"}
-    assert len(parse_lock(PLANTED)["beta"].hashes) == 2
+    assert len(parse_lock(PLANTED)[canonicalize_name("beta")].hashes) == 2
     for bad, why in [
         ("alpha>=1.0 --hash=sha256:" + "0" * 64, "not an exact pin"),
         ("alpha==1.* --hash=sha256:" + "0" * 64, "not an exact pin"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from processor.app import create_app
 from processor.settings import Settings
@@ -16,7 +17,8 @@ def fetch_wait_ms(settings: Settings) -> int:
     try:
         app = create_app(settings)
 
-        thread = app.consumer._thread  # noqa: SLF001 -- the consumer's thread, never started here
+        consumer: Any = app.consumer
+        thread = consumer._thread  # noqa: SLF001 -- the consumer's thread, never started here
 
         async def build() -> int:
             # The faust and aiokafka internals FUNNEL_FETCH_MAX_WAIT leans on (README Design).
