@@ -5,15 +5,22 @@
 
 # Build stage: install the package and its dependencies into a virtualenv that the
 # runtime stage copies as-is (same base image, so the same paths and interpreter).
+# The dependencies come from requirements.lock alone (exact versions, each file checked
+# against its hashes; `make lock` writes it), so a rebuild installs the same set; the
+# package goes in after them without resolving anything, and `pip check` fails the build
+# if the lock no longer satisfies pyproject.toml.
 FROM python:3.11.13-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/funnel
 WORKDIR /src
+COPY requirements.lock ./
+RUN /opt/funnel/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY schemas/ schemas/
 COPY processor/ processor/
-RUN /opt/funnel/bin/pip install . \
+RUN /opt/funnel/bin/pip install --no-deps . \
+ && /opt/funnel/bin/pip check \
  && /opt/funnel/bin/funnel-processor --help > /dev/null
 
 FROM python:3.11.13-slim-bookworm

@@ -5,15 +5,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools kafka demo test lint bench bench-smoke clean
+.PHONY: setup lock tools kafka demo test lint bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+# The runtime dependencies come from requirements.lock, exactly as the image installs them
+# (hash-checked), so the tests run what ships; then the package itself and its dev tools.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# requirements.lock: every runtime dependency of pyproject.toml pinned with its hashes, resolved
+# with this Python (3.11, the image's) on Linux. Pins that still satisfy pyproject.toml are kept;
+# ARGS=--upgrade moves all to the newest, ARGS="--upgrade-package NAME" one. Then `make setup`.
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements.lock $(ARGS) pyproject.toml
 
 # Options go through ARGS, e.g. make demo ARGS="--broker kafka" (the local Apache Kafka; Tansu by default)
 # or ARGS="--duration 20" (see scripts/demo.py --help).

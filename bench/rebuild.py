@@ -65,7 +65,7 @@ def by_states(table: dict[bytes, bytes], layout: Layout) -> StageCounts:
             due = next_deadline(state, layout.funnels)
             if due is not None:
                 timers.append((due, contact))
-            stages.update(counts._keys(state))
+            stages.update(counts.keys(state))
         engine.add_timers(timers)
         counts.rebuild(partition, stages)
     return counts

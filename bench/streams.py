@@ -106,7 +106,7 @@ class Reader:
         await self.consumer.start()
         # Metadata for every topic: the consumer's own cluster view only holds topics it already
         # knows (Tansu's answers happened to fill it; Kafka's do not).
-        metadata = await self.consumer._client.fetch_all_metadata()
+        metadata = await self.consumer._client.fetch_all_metadata()  # noqa: SLF001 -- aiokafka has no public call
         tps = [TopicPartition(t, p) for t in self.topics for p in sorted(metadata.partitions_for_topic(t) or ())]
         if not tps:
             raise BenchError(f"none of the topics {list(self.topics)} exist")

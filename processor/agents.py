@@ -278,7 +278,7 @@ class JourneyAgent:
             return
         self._ticks_seen.add(message.partition)
         consumer: Any = self.app.consumer
-        committed = consumer._committed_offset.get(message.tp)
+        committed = consumer._committed_offset.get(message.tp)  # noqa: SLF001 -- faust internal, README Design
         if committed is not None:
             await self._skip_in_commits(message.tp, committed, message.offset)
 
@@ -292,7 +292,7 @@ class JourneyAgent:
         """
         if end - start > 1:
             consumer: Any = self.app.consumer
-            await consumer._add_gap(tp, start, end - 1)
+            await consumer._add_gap(tp, start, end - 1)  # noqa: SLF001 -- faust internal, README Design
 
     async def _apply(self, message: Any) -> None:
         partition, raw, key = message.partition, message.value, message.key

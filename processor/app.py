@@ -115,13 +115,13 @@ def _let_apps_set_fetch_wait() -> None:
     thread = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread, "_funnel_fetch_wait", False):
         return
-    original = thread._create_worker_consumer
+    original = thread._create_worker_consumer  # noqa: SLF001 -- the faust method patched here, README Design
 
     def _create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = original(self, transport)
         wait_s = getattr(self.app, FETCH_WAIT_ATTR, None)
         if wait_s is not None:
-            consumer._fetch_max_wait_ms = round(wait_s * 1000)
+            consumer._fetch_max_wait_ms = round(wait_s * 1000)  # noqa: SLF001 -- aiokafka has no setter
         return consumer
 
     setattr(thread, "_create_worker_consumer", _create_worker_consumer)  # noqa: B010 - a deliberate, named patch

@@ -56,7 +56,7 @@ def take_end_offsets_from_fetch() -> None:
     thread = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread, "_funnel_end_offsets_from_fetch", False):
         return
-    original = thread._highwaters
+    original = thread._highwaters  # noqa: SLF001 -- the faust method patched here, for Tansu
 
     async def _highwaters(self: Any, partitions: Iterable[TP]) -> Mapping[TP, int]:
         short = await original(self, list(partitions))

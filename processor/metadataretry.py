@@ -21,7 +21,7 @@ def back_off_failed_metadata_updates() -> None:
     """Patch AIOKafkaClient._metadata_update (once) to sleep its retry backoff when it fails."""
     if getattr(AIOKafkaClient, "_funnel_metadata_backoff", False):
         return
-    original = AIOKafkaClient._metadata_update
+    original = AIOKafkaClient._metadata_update  # noqa: SLF001 -- the aiokafka method patched here
 
     async def _metadata_update(self: Any, cluster_metadata: Any, topics: Any) -> bool:
         updated = bool(await original(self, cluster_metadata, topics))

@@ -374,7 +374,7 @@ def _table(stages: list[dict[str, Any]]) -> list[str]:
             _percent(row["converted_rate"]),
             f"{row['stalled']:,}",
             f"{row['lost']:,}",
-            _duration(row["median_time_s"]),
+            duration(row["median_time_s"]),
             f"{row['reached']:,}",
             _percent(row["reach_rate"]),
         ]
@@ -468,7 +468,7 @@ def _percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
     """Human-readable: '45s', '12m', '5.0h', '3.2d'; '-' when there is nothing to show."""
     if seconds is None:
         return "-"

@@ -23,7 +23,8 @@ class StageCounts:
         self.funnels = tuple(funnels)
         self._by_partition: dict[int, Counter[Key]] = {}
 
-    def _keys(self, state: ContactState | None) -> list[Key]:
+    def keys(self, state: ContactState | None) -> list[Key]:
+        """The (funnel, stage, dropped) key the state counts under, one per funnel it is in."""
         if state is None:
             return []
         keys = []
@@ -42,8 +43,8 @@ class StageCounts:
         for before, after in changes:
             if before is not None and before.positions is after.positions:
                 continue
-            counts.subtract(self._keys(before))
-            counts.update(self._keys(after))
+            counts.subtract(self.keys(before))
+            counts.update(self.keys(after))
 
     def drop(self, partition: int) -> None:
         self._by_partition.pop(partition, None)

@@ -46,7 +46,7 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
         if path.is_file():
             lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
             merged.update(line.partition("=")[::2] for line in lines)
-    env = service.get("environment", {})
+    env: dict[str, str] | list[str] = service.get("environment", {})
     if isinstance(env, list):  # the KEY=VALUE list form
         env = dict(item.partition("=")[::2] for item in env)
     return merged | env
@@ -136,8 +136,8 @@ def test_kafka_runs_in_kraft_mode_and_advertises_the_address_the_workers_use() -
     reachable = set(advertised.values())
     for name in OURS:
         for host in settings_of(name).broker_hosts():
-            address, _, port = host.rpartition(":")
-            assert (address, int(port)) in reachable, f"{name} uses {host}, which Kafka does not advertise"
+            address, _, host_port = host.rpartition(":")
+            assert (address, int(host_port)) in reachable, f"{name} uses {host}, which Kafka does not advertise"
     published = {tuple(int(p) for p in mapping.split(":")) for mapping in kafka["ports"]}
     assert {(port, port) for host, port in advertised.values() if host == "localhost"} == published
     health = kafka["healthcheck"]["test"]
@@ -166,7 +166,9 @@ def test_one_web_port_is_published_health_checked_and_scraped() -> None:
     settings = settings_of("worker")
     assert settings.web_bind == "0.0.0.0"
     assert [mapping.split(":")[-1] for mapping in worker["ports"]] == [str(settings.web_port)]
-    check = urlsplit(re.search(r"http://[^'\"]+", " ".join(worker["healthcheck"]["test"]))[0])
+    url = re.search(r"http://[^'\"]+", " ".join(worker["healthcheck"]["test"]))
+    assert url, worker["healthcheck"]
+    check = urlsplit(url[0])
     assert check.port == settings.web_port
     assert check.path in worker_routes(), f"the healthcheck asks {check.path}, which the worker does not serve"
     [job] = PROMETHEUS_CONFIG["scrape_configs"]

@@ -113,8 +113,45 @@ def test_the_build_copies_what_the_package_build_reads_and_installs_it() -> None
     wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
     needed = {"pyproject.toml", PYPROJECT["project"]["readme"], *wheel["packages"], *wheel["force-include"]}
     assert needed <= copied, f"the build needs {sorted(needed - copied)} too"
-    assert any(re.search(r"\bpip install \.(\s|$)", run) for run in args_of(build, "RUN"))
+    assert any(re.search(r"\bpip install (--no-deps )?\.(\s|$)", run) for run in args_of(build, "RUN"))
     assert any(args.startswith("--from=") for args in args_of(FINAL, "COPY")), "the runtime copies the install"
+
+
+def pip_installs(stage: list[tuple[str, str]]) -> list[tuple[int, list[str]]]:
+    """(instruction index, arguments) of each `pip install` in the stage's RUN commands."""
+    found = []
+    for index, (keyword, args) in enumerate(stage):
+        if keyword != "RUN":
+            continue
+        for command in re.split(r"&&|;", args):
+            words = shlex.split(command)
+            if len(words) >= 2 and words[0].endswith("pip") and words[1] == "install":
+                found.append((index, words[2:]))
+    return found
+
+
+def test_the_build_installs_the_dependencies_from_the_lock_alone() -> None:
+    """requirements.lock, hash-checked, then the package without resolving anything (tests/deploy/test_lock.py
+    checks the lock against pyproject.toml): a rebuild installs the same dependencies."""
+    build = STAGES[0]
+    installs = pip_installs(build)
+    from_lock = [
+        i
+        for i, words in installs
+        if "requirements.lock" in words and words[words.index("requirements.lock") - 1] == "-r"
+    ]
+    assert from_lock, "the build stage runs pip install -r requirements.lock"
+    for index, words in installs:
+        if index in from_lock:
+            assert "--require-hashes" in words, "every file checked against the lock's hashes"
+            assert "--only-binary=:all:" in words, "wheels only: no sdist built with an unpinned build backend"
+        else:
+            assert "--no-deps" in words, f"pip install {' '.join(words)}: resolves dependencies outside the lock"
+            assert index > max(from_lock), "the package goes in after the locked dependencies"
+    assert any("--no-deps" in words and "." in words for _, words in installs), "the package itself is installed"
+    copied = [args.split()[:-1] for keyword, args in build[: min(from_lock)] if keyword == "COPY"]
+    assert ["requirements.lock"] in copied, "the lock is copied before it is installed"
+    assert any(re.search(r"\bpip check\b", run) for run in args_of(build, "RUN")), "the build fails if pins clash"
 
 
 def test_the_entrypoint_is_the_console_script_and_the_default_command_runs_the_worker() -> None:
@@ -172,7 +209,7 @@ def test_the_build_context_holds_the_sources_and_nothing_heavy() -> None:
         for path in (ROOT / top).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     ]
-    sources += ["pyproject.toml", PYPROJECT["project"]["readme"]]
+    sources += ["pyproject.toml", "requirements.lock", PYPROJECT["project"]["readme"]]
     left_out = [path for path in sources if not in_context(path, rules)]
     assert not left_out, f".dockerignore leaves out files the build copies: {left_out[:5]}"
     for path in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "out/x.jsonl", "processor/__pycache__/a.pyc"):

@@ -79,7 +79,8 @@ def one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
 
 
 def pod(objects: list[Obj]) -> Obj:
-    return one(objects, "StatefulSet")["spec"]["template"]
+    template: Obj = one(objects, "StatefulSet")["spec"]["template"]
+    return template
 
 
 def container(objects: list[Obj], name: str) -> Obj:

@@ -65,7 +65,7 @@ def group_lag(settings: Settings, topic: str) -> int | None:
         if all(offset is None for offset in committed.values()):
             return None
         ends = consumer.end_offsets(tps)
-        lags = {tp.partition: ends[tp] - (committed[tp] or 0) for tp in tps}
+        lags: dict[int, int] = {tp.partition: ends[tp] - (committed[tp] or 0) for tp in tps}
         _last_lags[topic] = lags
         return sum(lags.values())
     finally:

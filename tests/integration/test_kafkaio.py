@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -20,10 +23,11 @@ from processor import cli, kafkaio
 from processor.settings import Settings
 
 DAY = timedelta(days=1)
+RunCli = Callable[..., subprocess.CompletedProcess[str]]  # the run_cli fixture
 
 
 @pytest.fixture
-def run_cli(timeouts):
+def run_cli(timeouts: Any) -> RunCli:
     def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         """`funnel-processor ARGS` in a subprocess configured only by its environment."""
         command = [sys.executable, "-m", "processor", *args]
@@ -48,7 +52,9 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])  # nothing listens once the socket is closed
 
 
-def test_create_topics_is_idempotent_and_copartitions_with_touchpoints(broker, topics, tansu_defect, timeouts):
+def test_create_topics_is_idempotent_and_copartitions_with_touchpoints(
+    broker: Any, topics: Callable[..., Any], tansu_defect: Callable[..., bool], timeouts: Any
+) -> None:
     names = topics(3, create=False)
     settings = broker.settings(names)
     everything = kafkaio.all_topics(settings)
@@ -75,7 +81,9 @@ def test_create_topics_is_idempotent_and_copartitions_with_touchpoints(broker, t
         assert plain == "delete"
 
 
-def test_an_existing_touchpoints_topic_decides_the_copartitioned_counts(broker, topics):
+def test_an_existing_touchpoints_topic_decides_the_copartitioned_counts(
+    broker: Any, topics: Callable[..., Any]
+) -> None:
     names = topics(4, create=False)
     broker.create_topic(names.touchpoints, 2)
     settings = broker.settings(names)
@@ -91,7 +99,7 @@ def test_an_existing_touchpoints_topic_decides_the_copartitioned_counts(broker, 
     assert kafkaio.check_partitions(broker.settings(names, partitions=2)) == []
 
 
-def test_check_partitions_explains_each_problem(broker, topics):
+def test_check_partitions_explains_each_problem(broker: Any, topics: Callable[..., Any]) -> None:
     names = topics(4, create=False)
     settings = broker.settings(names)
     broker.create_topic(names.touchpoints, 4)
@@ -110,7 +118,9 @@ def test_check_partitions_explains_each_problem(broker, topics):
     assert compaction.startswith(f"{names.app_id}-journeys-changelog has cleanup.policy=delete")
 
 
-def test_lines_are_keyed_by_contact_and_read_back_from_every_partition(broker, topics, timeouts):
+def test_lines_are_keyed_by_contact_and_read_back_from_every_partition(
+    broker: Any, topics: Callable[..., Any], timeouts: Any
+) -> None:
     names = topics(4)
     settings = broker.settings(names)
     make = Touchpoints()
@@ -124,21 +134,23 @@ def test_lines_are_keyed_by_contact_and_read_back_from_every_partition(broker, t
     assert sent == len(lines) + len(odd)  # the blank line is not a record
     records = kafkaio.read_topic(settings, names.touchpoints, timeout_s=timeouts.read_s, expect=sent)
     assert len(records) == sent
-    assert sorted(r.value for r in records) == sorted(line.rstrip(b"\n") for line in [*lines, *odd])
-    assert sorted(r.value for r in records if r.key is None) == sorted(line.rstrip(b"\n") for line in odd)
+    assert sorted(cast(bytes, r.value) for r in records) == sorted(line.rstrip(b"\n") for line in [*lines, *odd])
+    assert sorted(cast(bytes, r.value) for r in records if r.key is None) == sorted(line.rstrip(b"\n") for line in odd)
     partitions: dict[bytes, set[int]] = defaultdict(set)
     for record in (r for r in records if r.key is not None):
-        doc = orjson.loads(record.value)
+        doc = orjson.loads(cast(bytes, record.value))
         assert record.key == doc["contact_id"].encode()
-        partitions[record.key].add(record.partition)
+        partitions[cast(bytes, record.key)].add(record.partition)
     assert all(len(found) == 1 for found in partitions.values())  # one contact, one partition
     assert len({p for found in partitions.values() for p in found}) > 1  # 12 contacts over 4 partitions
     for contact in contacts:  # each contact's touchpoints in the order they were produced
-        mine = [orjson.loads(r.value)["event_id"] for r in records if r.key == contact.encode()]
+        mine = [orjson.loads(cast(bytes, r.value))["event_id"] for r in records if r.key == contact.encode()]
         assert mine == [d["event_id"] for d in docs if d["contact_id"] == contact]
 
 
-def test_raw_records_keep_arbitrary_keys_and_a_group_commits_what_it_read(broker, topics, timeouts):
+def test_raw_records_keep_arbitrary_keys_and_a_group_commits_what_it_read(
+    broker: Any, topics: Callable[..., Any], timeouts: Any
+) -> None:
     names = topics(2)
     settings = broker.settings(names)
     raw = [(b"\xff\x00key", b"\x00binary"), (None, b"{}"), (b"k", b"x" * 70_000)]
@@ -155,7 +167,7 @@ def test_raw_records_keep_arbitrary_keys_and_a_group_commits_what_it_read(broker
     assert sum(committed.values()) == 3
 
 
-def test_read_topic_stops_on_expect_or_when_idle(broker, topics):
+def test_read_topic_stops_on_expect_or_when_idle(broker: Any, topics: Callable[..., Any]) -> None:
     names = topics(2)
     settings = broker.settings(names)
     kafkaio.produce_lines(settings, names.touchpoints, [b'{"contact_id": "a"}'] * 5)
@@ -170,7 +182,7 @@ def test_read_topic_stops_on_expect_or_when_idle(broker, topics):
         kafkaio.produce_lines(settings, f"{names.touchpoints}-missing", [b"{}"])
 
 
-def test_an_unreachable_broker_is_named_quickly(broker, timeouts, run_cli):
+def test_an_unreachable_broker_is_named_quickly(broker: Any, timeouts: Any, run_cli: RunCli) -> None:
     port = closed_port()
     settings = Settings(broker_url=f"kafka://127.0.0.1:{port}")
     started = time.monotonic()
@@ -186,7 +198,7 @@ def test_an_unreachable_broker_is_named_quickly(broker, timeouts, run_cli):
     assert "Traceback" not in done.stderr
 
 
-def test_a_listener_that_never_answers_is_named_after_the_timeout(timeouts):
+def test_a_listener_that_never_answers_is_named_after_the_timeout(timeouts: Any) -> None:
     with socket.socket() as silent:  # accepts connections (backlog) but never speaks Kafka
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
@@ -198,7 +210,14 @@ def test_a_listener_that_never_answers_is_named_after_the_timeout(timeouts):
         assert timeouts.unreachable_s <= time.monotonic() - started < timeouts.unreachable_s + 3
 
 
-def test_cli_creates_topics_and_simulates_into_them(broker, topics, tmp_path, capsys, timeouts, run_cli):
+def test_cli_creates_topics_and_simulates_into_them(
+    broker: Any,
+    topics: Callable[..., Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    timeouts: Any,
+    run_cli: RunCli,
+) -> None:
     names = topics(4, create=False)
     env = broker.env(names)
 
@@ -233,7 +252,13 @@ def test_cli_creates_topics_and_simulates_into_them(broker, topics, tmp_path, ca
     assert len(kafkaio.read_topic(broker.settings(names), names.deadletter, timeout_s=timeouts.read_s)) == len(expected)
 
 
-def test_report_from_topics_equals_the_report_of_the_same_records_in_a_file(broker, topics, tmp_path, capsys, run_cli):
+def test_report_from_topics_equals_the_report_of_the_same_records_in_a_file(
+    broker: Any,
+    topics: Callable[..., Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    run_cli: RunCli,
+) -> None:
     names = topics(3)
     settings = broker.settings(names)
     tp = Touchpoints()
@@ -270,14 +295,16 @@ def test_report_from_topics_equals_the_report_of_the_same_records_in_a_file(brok
     assert from_topics["records"]["duplicates"] == 1 and from_topics["records"]["malformed"] == 1
 
 
-def test_report_from_topics_names_an_unreachable_broker(broker, run_cli):
+def test_report_from_topics_names_an_unreachable_broker(broker: Any, run_cli: RunCli) -> None:
     env = broker.env(broker_url=f"kafka://127.0.0.1:{closed_port()}")
     done = run_cli(env, "report", "--from-topics")
     assert done.returncode == 2
     assert "cannot reach the Kafka broker" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_simulate_to_a_missing_topic_says_how_to_create_it(broker, topics, run_cli):
+def test_simulate_to_a_missing_topic_says_how_to_create_it(
+    broker: Any, topics: Callable[..., Any], run_cli: RunCli
+) -> None:
     names = topics(create=False)
     done = run_cli(broker.env(names), "simulate", "--funnel", "aida", "--contacts", "2", "--seed", "1", "--to-topic")
     assert done.returncode == 2

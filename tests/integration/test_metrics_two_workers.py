@@ -46,7 +46,8 @@ def scrape(port: int) -> Counter[Sample]:
             continue
         for sample in family.samples:
             if not sample.name.endswith("_created"):  # creation times differ by process
-                samples[sample.name, tuple(sorted(sample.labels.items()))] += sample.value
+                # A Counter sums floats as well at run time; typeshed types its counts as int.
+                samples[sample.name, tuple(sorted(sample.labels.items()))] += sample.value  # type: ignore[assignment]
     return samples
 
 

@@ -133,7 +133,8 @@ def check_breakdowns(server: PrometheusServer, env: dict[str, str], settings: Se
 
 def dashboard_stage(figures: dict[str, Any], funnel: str) -> str:
     """The last stage anybody entered: the dashboard's "entries needed at the top per entry" there has data."""
-    return [stage["stage"] for stage in figures[funnel]["stages"] if stage["entered"]][-1]
+    entered: list[str] = [stage["stage"] for stage in figures[funnel]["stages"] if stage["entered"]]
+    return entered[-1]
 
 
 def by_labels(result: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:

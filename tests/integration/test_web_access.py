@@ -78,7 +78,7 @@ def touchpoints(contact_ids: list[str]) -> list[bytes]:
 
 
 def worker_env(broker: Any, names: Any, port: int, **extra: str) -> dict[str, str]:
-    return broker.env(
+    env: dict[str, str] = broker.env(
         names,
         idle_after="1d",
         store="memory",
@@ -87,6 +87,7 @@ def worker_env(broker: Any, names: Any, port: int, **extra: str) -> dict[str, st
         web_token=TOKEN,
         **extra,
     )
+    return env
 
 
 def test_only_the_token_opens_the_queries_and_faust_pages_are_gone(

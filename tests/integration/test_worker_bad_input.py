@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from kafka import KafkaProducer
@@ -127,15 +127,16 @@ def key_of(line: bytes) -> bytes:
 
 
 def interleave(goods: list[bytes], bads: list[Bad]) -> list[tuple[bytes | None, bytes]]:
-    """Good records keyed by contact, with a bad one after every few of them."""
+    """Good records keyed by contact, with a bad one after every few of them (none a tombstone: `produce_each`
+    sends those)."""
     records: list[tuple[bytes | None, bytes]] = []
     step = max(1, len(goods) // (len(bads) + 1))
     pending = iter(bads)
     for index, line in enumerate(goods):
         records.append((key_of(line), line))
         if index % step == step - 1 and (bad := next(pending, None)) is not None:
-            records.append((bad.key, bad.value))
-    records += [(bad.key, bad.value) for bad in pending]
+            records.append((bad.key, cast(bytes, bad.value)))
+    records += [(bad.key, cast(bytes, bad.value)) for bad in pending]
     return records
 
 
@@ -189,7 +190,9 @@ def read_until(read: Callable[[], list[Any]], enough: Callable[[list[Any]], bool
 def outputs_of(settings: Settings, expect: int, timeout_s: float = OUTPUT_TIMEOUT_S) -> list[dict[str, Any]]:
     def read() -> list[dict[str, Any]]:
         topics = (settings.topic_transitions, settings.topic_dropoffs)
-        return [orjson.loads(r.value) for t in topics for r in kafkaio.read_topic(settings, t, timeout_s=1.0)]
+        return [
+            orjson.loads(cast(bytes, r.value)) for t in topics for r in kafkaio.read_topic(settings, t, timeout_s=1.0)
+        ]
 
     return read_until(read, lambda got: len({o["id"] for o in got}) >= expect, timeout_s)
 

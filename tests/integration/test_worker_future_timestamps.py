@@ -112,10 +112,10 @@ def test_the_worker_refuses_what_replay_now_refuses_and_emits_what_it_emits(
 
     proc = start_worker(broker, names, worker, free_port)
     got = outputs_of(settings, len(expected))
-    letters = letters_of(settings, len(refused), timeout_s=30.0)
+    dead = letters_of(settings, len(refused), timeout_s=30.0)
     repeats = assert_same_outputs(got, expected)
     problems, found = [], set()
-    for record in letters:  # at-least-once: a dead letter may come twice, as an exact copy
+    for record in dead:  # at-least-once: a dead letter may come twice, as an exact copy
         letter = orjson.loads(record.value or b"null")
         validator("deadletter").validate(letter)
         where = (letter["source"]["partition"], letter["source"]["offset"])

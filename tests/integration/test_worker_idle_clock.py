@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -84,7 +84,7 @@ def produce(settings: Settings, *lines: bytes) -> None:
 
 def outputs(settings: Settings) -> list[dict[str, Any]]:
     topics = (settings.topic_transitions, settings.topic_dropoffs)
-    return [orjson.loads(r.value) for t in topics for r in kafkaio.read_topic(settings, t, timeout_s=0.3)]
+    return [orjson.loads(cast(bytes, r.value)) for t in topics for r in kafkaio.read_topic(settings, t, timeout_s=0.3)]
 
 
 def wait_for(

@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 import pytest
@@ -32,6 +32,7 @@ from test_worker_restarts import wait_for_outputs, worker_env
 from processor import kafkaio
 from processor.cli import main
 from processor.definitions import PRESETS, load_funnels
+from processor.funnel.formats import record_key
 from processor.kafkaio import ConsumedRecord
 from processor.outbox import default_partition
 from processor.replay import run_replay
@@ -161,7 +162,7 @@ def test_a_rekeyed_record_keeps_the_source_timestamp_and_names_its_source(
         touchpoint = orjson.loads(record.value)
         validator("touchpoint").validate(touchpoint)
         assert record.key == touchpoint["contact_id"].encode()
-        assert record.partition == default_partition(record.key, PARTITIONS)
+        assert record.partition == default_partition(cast(bytes, record.key), PARTITIONS)
         where = origin(record)
         assert where is not None and where[0] == f"{names.touchpoints}:0"
         original = source[where[1]]
@@ -220,7 +221,7 @@ def test_bad_events_are_dead_lettered_with_their_source_and_the_rest_goes_on(
     records: list[tuple[bytes | None, bytes]] = []
     pending = iter(bads)
     for index, line in enumerate(shaped):  # the good events keyed by message id, a bad one every few
-        records.append((kafkaio.record_key(fmt, line), line))
+        records.append((record_key(fmt, line), line))
         if index % step == step - 1 and (bad := next(pending, None)) is not None:
             records.append((f"key-{bad[0]}".encode(), values[bad[0]]))
     assert kafkaio.produce_records(settings, names.touchpoints, records) == len(shaped) + len(bads)
@@ -239,8 +240,8 @@ def test_bad_events_are_dead_lettered_with_their_source_and_the_rest_goes_on(
             problems.append(f"{name}: no dead letter")
             continue
         validator("deadletter").validate(letter)
-        record: ConsumedRecord = where[values[name]]
-        source = {"topic": names.touchpoints, "partition": record.partition, "offset": record.offset}
+        stored_record: ConsumedRecord = where[values[name]]
+        source = {"topic": names.touchpoints, "partition": stored_record.partition, "offset": stored_record.offset}
         if (letter["reason"], letter["source"], letter["key"]) != (reason, source, f"key-{name}"):
             problems.append(f"{name}: expected {reason} from {source}, got {letter}")
         if field not in letter["detail"]:

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -60,7 +60,7 @@ def collect(settings: Settings, expect: int, timeout_s: float) -> list[dict[str,
     deadline = time.monotonic() + timeout_s
     while True:
         records = [
-            orjson.loads(r.value)
+            orjson.loads(cast(bytes, r.value))
             for topic in (settings.topic_transitions, settings.topic_dropoffs)
             for r in kafkaio.read_topic(settings, topic, timeout_s=1.0)
         ]

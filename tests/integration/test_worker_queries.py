@@ -44,7 +44,7 @@ def test_journey_and_funnel_counts_are_served(
     proc.wait_ready()
     base = f"http://127.0.0.1:{port}"
 
-    deadline, counts = time.monotonic() + QUERY_TIMEOUT_S, {}
+    deadline, counts = time.monotonic() + QUERY_TIMEOUT_S, dict[str, Any]()
     while time.monotonic() < deadline:
         status, body = _get(f"{base}/funnels/")
         counts = body["funnels"]["quote-to-deal"] if status == 200 else {}

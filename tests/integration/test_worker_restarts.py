@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -36,7 +36,8 @@ def worker_env(broker: Any, names: Any, free_port: Callable[[], int], **override
 
 
 def got_so_far(settings: Settings) -> list[dict[str, Any]]:
-    return [orjson.loads(r.value) for r in kafkaio.read_topic(settings, settings.topic_transitions, timeout_s=0.5)]
+    records = kafkaio.read_topic(settings, settings.topic_transitions, timeout_s=0.5)
+    return [orjson.loads(cast(bytes, r.value)) for r in records]
 
 
 def wait_for_outputs(settings: Settings, at_least: int) -> int:

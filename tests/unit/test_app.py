@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from processor.app import create_app
 from processor.settings import Settings
@@ -16,12 +17,14 @@ def fetch_wait_ms(settings: Settings) -> int:
     try:
         app = create_app(settings)
 
-        thread = app.consumer._thread  # the consumer's thread, never started here
+        consumer: Any = app.consumer
+        thread = consumer._thread  # noqa: SLF001 -- the consumer's thread, never started here
 
         async def build() -> int:
-            consumer = thread._create_worker_consumer(app.transport)
+            # The faust and aiokafka internals FUNNEL_FETCH_MAX_WAIT leans on (README Design).
+            consumer = thread._create_worker_consumer(app.transport)  # noqa: SLF001
             try:
-                return int(consumer._fetch_max_wait_ms)
+                return int(consumer._fetch_max_wait_ms)  # noqa: SLF001
             finally:
                 await consumer.stop()
 

@@ -292,8 +292,10 @@ def test_report_by_shows_a_table_per_value(by: str, tmp_path: Path, capsys: pyte
         return
     first = {"first_channel": ("paid_search", "organic"), "first_campaign": ("brand-search", None)}
     a, b = first.get(by, ("paid_search", "organic"))
-    moved = {"email": 0} if by == "trigger_channel" else {}  # a moved into lead via email: no entry at the top
-    assert {value: item["entries"] for value, item in shown.items()} == {a: 1, b: 1, **moved}
+    # a moved into lead via email: no entry at the top
+    moved: dict[str | None, int] = {"email": 0} if by == "trigger_channel" else {}
+    entries: dict[str | None, int] = {a: 1, b: 1, **moved}
+    assert {value: item["entries"] for value, item in shown.items()} == entries
     assert shown[a]["stages"][0]["converted"] == 1 and shown[b]["stages"][0]["lost"] == 1
     assert shown[a]["planning"]["stage"] == "loyal_customer"
     assert main(["report", "--funnel", "b2b-sales", "--input", str(path), "--by", by]) == 0

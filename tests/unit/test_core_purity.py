@@ -12,7 +12,7 @@ FORBIDDEN = {"faust", "aiokafka", "kafka", "prometheus_client", "mode", "aiohttp
 
 
 def _imported_roots(path: Path) -> set[str]:
-    roots = set()
+    roots: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             roots.update(alias.name.split(".")[0] for alias in node.names)

@@ -46,7 +46,7 @@ def test_event_time_starts_a_year_back_at_midnight() -> None:
 
 def test_windows_run_a_week_at_a_time_then_follow_the_wall_clock_never_past_it() -> None:
     clock = demo_time.EventTime.starting(WALL)
-    wall, windows = WALL, []
+    wall, windows = WALL, list[tuple[int, int]]()
     while len(windows) < 60:
         start, end = clock.window(wall)
         windows.append((start, end))

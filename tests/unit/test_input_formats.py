@@ -448,7 +448,7 @@ def test_every_simulated_event_reads_back_as_the_touchpoint_it_was_made_from(tmp
     common = ["simulate", *FUNNELS, "--touchpoints", "3000", "--seed", "21", "--end", WHEN]
     assert main([*common, "--output", str(native)]) == 0
     shaper, read = Shaper(fmt, MAPPED), decoder(fmt, MAPPED)
-    shapes: set[str] = set()
+    shapes: set[tuple[str, ...]] = set()
     for line in native.read_bytes().splitlines():
         expected = from_dict(orjson.loads(line))
         events = shaper.shape(orjson.loads(line))

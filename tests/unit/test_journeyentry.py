@@ -45,7 +45,7 @@ def test_the_header_round_trips_offset_deadline_and_stages() -> None:
         assert decode_entry(raw) == (offset * 1000 - 1, state)
         due, slots = entry_summary(raw, LAYOUT)
         assert due == next_deadline(state, FUNNELS)
-        assert LAYOUT.stage_keys(slots) == counts._keys(state), contact
+        assert LAYOUT.stage_keys(slots) == counts.keys(state), contact
     deadlines = {c: entry_summary(encode_entry(-1, s, LAYOUT), LAYOUT)[0] for c, s in states().items()}
     assert deadlines["a"] is not None and deadlines["b"] is None and deadlines["c"] is None
     assert LAYOUT.stage_keys(LAYOUT.slots(states()["b"])) == [("quote-to-deal", "request", True)]
@@ -75,7 +75,7 @@ def test_a_format_1_entry_of_an_earlier_build_is_read_from_its_state() -> None:
         assert decode_entry(old) == (offset, state)
         due, slots = entry_summary(old, LAYOUT)
         assert due == next_deadline(state, FUNNELS)
-        assert LAYOUT.stage_keys(slots) == counts._keys(state)
+        assert LAYOUT.stage_keys(slots) == counts.keys(state)
 
 
 def test_a_refusal_names_the_formats_read() -> None:

@@ -52,6 +52,7 @@ def test_a_state_written_without_a_new_offset_keeps_the_old_one() -> None:
     engine.observe(from_dict(stream("quote_requested", "acme")))
     store.mark_applied("acme", 5)
     store.commit()
+    assert engine.clock is not None
     engine.advance_to(engine.clock + 8 * 86_400_000_000)  # the 7-day stall fires: a write with no touchpoint
     store.commit()
     offset, state = decode_entry(table[b"acme"])

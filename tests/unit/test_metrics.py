@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from factories import Touchpoints
 from prometheus_client import CollectorRegistry, generate_latest
@@ -87,4 +88,4 @@ def test_stage_positions_give_each_funnels_stage_order() -> None:
         for stage in funnel.stages
     }
     assert sorted(positions, key=lambda stage: positions[stage] or 0) == list(funnel.stages)
-    assert sorted(positions.values()) == list(range(1, len(funnel.stages) + 1))
+    assert sorted(cast(list[float], list(positions.values()))) == list(range(1, len(funnel.stages) + 1))

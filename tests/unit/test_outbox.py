@@ -173,7 +173,7 @@ class Event:  # Faust refers to its current event weakly
 
 
 def test_acting_for_makes_an_event_current_only_within_the_block() -> None:
-    event = Event(2)
+    event: Any = Event(2)  # stands in for a faust event
     assert current_event() is None
     with acting_for(event):
         assert current_event() is event

@@ -47,7 +47,8 @@ def commands() -> dict[str, argparse.ArgumentParser]:
     found: dict[str, argparse.ArgumentParser] = {}
 
     def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        # argparse has no public way to list a parser's actions or subcommands.
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
         for action in subs:
             for name, child in action.choices.items():
                 walk(child, f"{prefix} {name}".strip())
@@ -77,8 +78,8 @@ def test_the_command_table_shows_every_commands_usage_as_its_help_does() -> None
 
 def test_every_option_has_help_text_and_no_help_prints_a_literal_percent_pair() -> None:
     for name, parser in {"": build_parser(), **commands()}.items():
-        for action in parser._actions:
-            if action.option_strings and not isinstance(action, argparse._HelpAction):
+        for action in parser._actions:  # noqa: SLF001 -- argparse has no public list of actions
+            if action.option_strings and not isinstance(action, argparse._HelpAction):  # noqa: SLF001
                 assert action.help, f"{name} {action.option_strings[0]} has no help text"
         text = parser.format_help()
         assert "%%" not in text and "%(" not in text, f"{name}: {text}"

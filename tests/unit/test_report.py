@@ -198,7 +198,7 @@ def test_text_table_is_aligned_with_thousands_separators(capsys: pytest.CaptureF
     [(None, "-"), (45, "45s"), (720, "12m"), (5 * 3600, "5.0h"), (3.2 * DAY, "3.2d"), (3599.9, "1.0h")],
 )
 def test_durations_read_like_a_person_writes_them(seconds: float | None, text: str) -> None:
-    assert report._duration(seconds) == text
+    assert report.duration(seconds) == text
 
 
 def test_skipped_and_malformed_lines_are_counted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from itertools import count, islice
 from pathlib import Path
+from typing import Any
 
 import orjson
 from factories import MINUTE, Touchpoints
@@ -43,7 +44,7 @@ def widest_event_ids() -> list[str]:
 
 def longest_journey() -> list[dict[str, object]]:
     odd = "\x01"  # a control character: 6 bytes in JSON
-    longest = {"channel": odd * MAX_CHANNEL, "campaign": odd * MAX_CAMPAIGN}
+    longest: dict[str, Any] = {"channel": odd * MAX_CHANNEL, "campaign": odd * MAX_CAMPAIGN}
     noise = odd * MAX_TYPE
     make = Touchpoints(start=LONG_AGO, gap=MINUTE)
     contact = "c" * 128

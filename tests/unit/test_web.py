@@ -63,7 +63,8 @@ def settings(tmp_path: Path, **changes: Any) -> Settings:
 
 
 def test_only_the_products_pages_exist(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
-    requests = [(path, {}) for path in BUILTIN] + [(path, {"Authorization": f"Bearer {TOKEN}"}) for path in BUILTIN]
+    requests: list[tuple[str, dict[str, str]]] = [(path, {}) for path in BUILTIN]
+    requests += [(path, {"Authorization": f"Bearer {TOKEN}"}) for path in BUILTIN]
     routes, answers = serve(settings(tmp_path, web_token=Secret(TOKEN)), loop, requests)
     assert routes == OURS
     assert [status for status, _, _ in answers] == [404] * len(requests)
@@ -113,7 +114,8 @@ def test_a_non_loopback_bind_without_a_token_serves_no_queries(tmp_path: Path, l
     chosen = settings(tmp_path, web_bind="0.0.0.0")
     notice = query_access(chosen).notice
     assert notice is not None and "FUNNEL_WEB_TOKEN" in notice and "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES" in notice
-    requests = [(path, {}) for path in QUERIES] + [("/metrics", {}), ("/health", {})]
+    requests: list[tuple[str, dict[str, str]]] = [(path, {}) for path in QUERIES]
+    requests += [("/metrics", {}), ("/health", {})]
     _, answers = serve(chosen, loop, requests)
     for status, _, body in answers[: len(QUERIES)]:
         assert status == 403 and notice[:60] in body
