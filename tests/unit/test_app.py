@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from processor.app import create_app
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.worker.app import create_app
 
 
 def fetch_wait_ms(settings: Settings) -> int:

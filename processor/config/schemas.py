@@ -1,7 +1,7 @@
 """Where the JSON Schemas live, and validators built from them once.
 
 The schemas are the project's top-level `schemas/` folder, copied into the wheel as
-`processor/_schemas` (see pyproject.toml), so installed and source trees both work.
+`processor/config/_schemas` (see pyproject.toml), so installed and source trees both work.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 _HERE = Path(__file__).resolve().parent
-SCHEMA_DIR = _HERE / "_schemas" if (_HERE / "_schemas").is_dir() else _HERE.parent / "schemas"
+SCHEMA_DIR = _HERE / "_schemas" if (_HERE / "_schemas").is_dir() else _HERE.parents[1] / "schemas"
 
 # The version of each contract (SchemaVer) this build holds its input and outputs to. A
 # published version file is never edited: a change adds a new file, and the entry here

@@ -39,25 +39,25 @@ from aiokafka.structs import ConsumerRecord
 from faust.types import TP, ChannelT
 from prometheus_client import CollectorRegistry
 
-from processor.app import aiokafka_connection
-from processor.batch import Batch, acting_for
-from processor.deadletter import dead_letter, topic_source
+from processor.config.settings import Settings
+from processor.funnel.deadletter import dead_letter, topic_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
-from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
-from processor.journeyentry import Layout
-from processor.journeystore import Entry, JourneyStore, Stored, stored_by_partition
-from processor.kafkaio import input_topic
-from processor.metrics import FunnelMetrics
-from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
-from processor.settings import Settings
-from processor.sourcemarks import SourceMarks, origin
-from processor.stagecounts import StageCounts
-from processor.tablewrites import BatchedTable
-from processor.transactions import WholeBatchCommits
+from processor.kafka.clients import input_topic
+from processor.worker.app import aiokafka_connection
+from processor.worker.batch import Batch, acting_for
+from processor.worker.metrics import FunnelMetrics
+from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
+from processor.worker.patches.skippedrecords import WATCH_RECORDS, consumer_config, fetch_range, start_offset
+from processor.worker.state.entry import Layout
+from processor.worker.state.sourcemarks import SourceMarks, origin
+from processor.worker.state.stagecounts import StageCounts
+from processor.worker.state.store import Entry, JourneyStore, Stored, stored_by_partition
+from processor.worker.state.tablewrites import BatchedTable
+from processor.worker.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
 _US = 1_000_000

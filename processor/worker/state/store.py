@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import NamedTuple
 
 from processor.funnel.journey import ContactState
-from processor.journeyentry import Layout, decode_entry, encode_entry, entry_summary
-from processor.stagecounts import Key
+from processor.worker.state.entry import Layout, decode_entry, encode_entry, entry_summary
+from processor.worker.state.stagecounts import Key
 
 Entry = tuple[int, ContactState]  # (offset of the last touchpoint applied, state)
 

@@ -11,8 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from processor import kafkaio
-from processor.settings import Settings, SettingsError
+from processor.config.settings import Settings, SettingsError
+from processor.kafka import clients as kafkaio
 
 
 def register(subparsers: Any) -> None:

@@ -18,14 +18,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from processor import settingvalues as values
-from processor.definitions import PRESETS, load_funnels
-from processor.eventmapping import MappingError, load_mapping
+from processor.config import values
+from processor.config.definitions import PRESETS, load_funnels
+from processor.config.eventmapping import MappingError, load_mapping
+from processor.config.values import Check, Secret
 from processor.funnel.definition import Breakdown, DefinitionError, breakdowns_of
 from processor.funnel.formats import FORMATS
 from processor.funnel.timefmt import parse_duration
 from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US
-from processor.settingvalues import Check, Secret
 
 __all__ = ["ENV_VARS", "Secret", "Settings", "SettingsError", "documented"]
 

@@ -30,11 +30,20 @@ from typing import IO, Any
 
 import orjson
 
-from processor.breakdownstats import BY, BreakdownStats
-from processor.cliargs import add_funnel_options, funnels_from
+from processor.cli.args import add_funnel_options, funnels_from
+from processor.config.settings import Settings, SettingsError
 from processor.funnel.definition import Funnel
-from processor.funnelstats import DROPOFF, DUPLICATE, SKIPPED, TRANSITION, BadRecord, FunnelStats, FunnelTable, plan
-from processor.settings import Settings, SettingsError
+from processor.tools.breakdownstats import BY, BreakdownStats
+from processor.tools.funnelstats import (
+    DROPOFF,
+    DUPLICATE,
+    SKIPPED,
+    TRANSITION,
+    BadRecord,
+    FunnelStats,
+    FunnelTable,
+    plan,
+)
 
 MAX_WARNINGS = 20  # malformed lines described on stderr; the rest are only counted
 TOPIC_TIMEOUT_S = 3.0  # --from-topics: stop reading a topic once nothing new arrived for this long
@@ -231,7 +240,7 @@ def _read_files(paths: Sequence[str], reading: Reading) -> str | None:
 
 def _read_topics(timeout_s: float, reading: Reading) -> str | None:
     """Every record of the transition and drop-off topics into `reading`; a problem, if any, as text."""
-    from processor import kafkaio  # kafka-python only when topics are read
+    from processor.kafka import clients as kafkaio  # kafka-python only when topics are read
 
     try:
         settings = Settings.from_env()

@@ -40,19 +40,19 @@ from aiokafka.structs import ConsumerRecord
 from faust.types import TP, ChannelT
 from prometheus_client import CollectorRegistry, Counter
 
-from processor.agents import arrival_us
-from processor.app import aiokafka_connection
-from processor.deadletter import dead_letter, topic_source
+from processor.config.settings import Settings
+from processor.funnel.deadletter import dead_letter, topic_source
 from processor.funnel.eventmap import EventMapping
 from processor.funnel.formats import SKIPPED_CALLS, Skipped, as_touchpoint, decoder
 from processor.funnel.touchpoint import NOT_JSON, Invalid, check_not_ahead
-from processor.gaps import WATCH_RECORDS, consumer_config, fetch_range, start_offset
-from processor.kafkaio import rekeyed_topic
-from processor.metrics import FunnelMetrics
-from processor.outbox import FaustOutbox, KafkaOutbox, default_partition
-from processor.settings import Settings
-from processor.sourcemarks import source_headers
-from processor.transactions import WholeBatchCommits
+from processor.kafka.clients import rekeyed_topic
+from processor.worker.agent import arrival_us
+from processor.worker.app import aiokafka_connection
+from processor.worker.metrics import FunnelMetrics
+from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
+from processor.worker.patches.skippedrecords import WATCH_RECORDS, consumer_config, fetch_range, start_offset
+from processor.worker.state.sourcemarks import source_headers
+from processor.worker.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
 PLACEMENTS_KEPT = 200_000

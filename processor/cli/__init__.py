@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from processor import replay, report, simulate, topics, worker
-from processor.cliargs import UsageError
+from processor.cli import replay, report, simulate, topics, worker
+from processor.cli.args import UsageError
 from processor.funnel.definition import DefinitionError
 
 COMMANDS = (replay, report, simulate, topics, worker)

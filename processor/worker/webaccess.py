@@ -17,7 +17,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from processor.settings import Settings
+from processor.config.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 

@@ -9,7 +9,7 @@ from aiokafka.helpers import create_ssl_context
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.base import BlueprintManager
 
-from processor.settings import Settings
+from processor.config.settings import Settings
 
 FETCH_WAIT_ATTR = "funnel_fetch_max_wait_s"
 

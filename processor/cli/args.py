@@ -7,8 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from processor import settingvalues
-from processor.definitions import PRESETS, load_funnels
+from processor.config import values as settingvalues
+from processor.config.definitions import PRESETS, load_funnels
 from processor.funnel.definition import Funnel
 from processor.funnel.timefmt import parse_duration, parse_time
 

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 from jsonschema.exceptions import ValidationError
 
-from processor.definitions import unknown_field
+from processor.config.definitions import unknown_field
+from processor.config.schemas import field_path, first_error, validator
 from processor.funnel.eventmap import DEFAULT_CHANNEL_RULES, DEFAULT_MAPPING, EventMapping, channel_rule, normal_form
-from processor.schemas import field_path, first_error, validator
 
 SCHEMA = "event-mapping"
 

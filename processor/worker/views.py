@@ -25,10 +25,10 @@ from faust.tables.manager import TableManager
 from faust.web import Request, Response, View
 from yarl import URL
 
-from processor.agents import JourneyAgent
 from processor.funnel.timefmt import format_time
-from processor.journeyentry import decode_entry
-from processor.webaccess import QueryAccess
+from processor.worker.agent import JourneyAgent
+from processor.worker.state.entry import decode_entry
+from processor.worker.webaccess import QueryAccess
 
 FORWARDED_HEADER = "Funnel-Forwarded"  # on a request one worker forwards to the contact's owner
 FORWARD_TIMEOUT_S = 10.0

@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from processor.breakdownmetrics import BreakdownMetrics
 from processor.funnel.definition import Funnel
 from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
 from processor.funnel.timefmt import parse_time
 from processor.funnel.touchpoint import REASONS
-from processor.stagecounts import StageCounts
+from processor.worker.breakdownmetrics import BreakdownMetrics
+from processor.worker.state.stagecounts import StageCounts
 
 ENTRY = "none"  # from_stage of a transition into the funnel
 # Seconds, from a minute to a year: funnel stages last hours to months.

@@ -25,14 +25,14 @@ from typing import IO, Any
 
 import orjson
 
-from processor.cliargs import add_funnel_options, funnels_from
-from processor.eventmapping import MappingError, load_mapping
+from processor.cli.args import add_funnel_options, funnels_from
+from processor.config.eventmapping import MappingError, load_mapping
+from processor.config.settings import Settings, SettingsError
 from processor.funnel.definition import Funnel
 from processor.funnel.formats import FORMATS
 from processor.funnel.timefmt import US_PER_S, parse_duration, parse_time, seconds
-from processor.settings import Settings, SettingsError
-from processor.simgen import Config, FunnelPlan, generate, plan_for
-from processor.simshapes import Shaper
+from processor.tools.simgen import Config, FunnelPlan, generate, plan_for
+from processor.tools.simshapes import Shaper
 
 # A per-stage setting: (funnel name or None for every funnel with that stage, stage, value).
 StageSetting = tuple[str | None, str, Any]
@@ -189,7 +189,7 @@ def _shaper(fmt: str, mapping: str | None) -> Shaper | None:
 
 
 def _to_topic(touchpoints: Iterable[dict[str, Any]], topic: str, fmt: str, shape: Shaper | None) -> int:
-    from processor import kafkaio  # kafka-python only when a topic is asked for
+    from processor.kafka import clients as kafkaio  # kafka-python only when a topic is asked for
 
     try:
         settings = Settings.from_env()

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from jsonschema.exceptions import ValidationError
 
+from processor.config.schemas import field_path, first_error, validator
 from processor.funnel.definition import Breakdown, DefinitionError, Funnel, compile_funnel
-from processor.schemas import field_path, first_error, validator
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 # The built-in funnels, in the order the SPEC lists them (and a worker runs them).

@@ -25,8 +25,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from kafka.structs import TopicPartition
 
+from processor.config.settings import Settings
 from processor.funnel.formats import record_key
-from processor.settings import Settings
 
 CONNECT_TIMEOUT_S = 10.0  # how long a client may try to reach the broker before BrokerUnavailable
 BEHIND_PATIENCE_S = 10.0  # read_topic: idle wait allowed while a partition is behind its end offset

@@ -13,15 +13,15 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from processor.definitions import load_funnels
+from processor.config.definitions import load_funnels
+from processor.config.settings import Settings, SettingsError, documented
 from processor.funnel.definition import Funnel
-from processor.settings import Settings, SettingsError, documented
-from processor.webaccess import query_access
+from processor.worker.webaccess import query_access
 
 if TYPE_CHECKING:
     import faust
 
-    from processor.agents import JourneyAgent
+    from processor.worker.agent import JourneyAgent
 
 
 def _fail(message: str) -> int:
@@ -39,18 +39,18 @@ def build_agent(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
     # Faust and the Kafka clients load only for this command, keeping the others quick.
     from prometheus_client import CollectorRegistry
 
-    from processor.agents import JourneyAgent
-    from processor.app import create_app
-    from processor.faustsensor import setup_lean_prometheus_sensor
-    from processor.views import register_views
+    from processor.worker.agent import JourneyAgent
+    from processor.worker.app import create_app
+    from processor.worker.sensor import setup_lean_prometheus_sensor
+    from processor.worker.views import register_views
 
     app = create_app(settings)
     registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
     setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
     agent = JourneyAgent(app, settings, funnels, registry)
     if settings.rekeyed:  # input keyed any way: re-keyed by contact first (processor/rekey.py)
-        from processor.eventmapping import load_mapping
-        from processor.rekey import Rekeyer
+        from processor.config.eventmapping import load_mapping
+        from processor.worker.rekey import Rekeyer
 
         agent.upstream = Rekeyer(app, settings, load_mapping(settings.input_mapping), agent.metrics, registry)
     register_views(app, agent, query_access(settings))
@@ -60,7 +60,7 @@ def build_agent(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
 def _run(args: argparse.Namespace) -> int:
     import faust
 
-    from processor import kafkaio
+    from processor.kafka import clients as kafkaio
 
     try:
         settings = Settings.from_env()
@@ -77,11 +77,11 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if problems:
         return _fail("topics are not ready:\n  " + "\n  ".join(problems))
-    from processor.metadataretry import back_off_failed_metadata_updates
+    from processor.worker.patches.metadataretry import back_off_failed_metadata_updates
 
     back_off_failed_metadata_updates()
     if settings.end_offsets_from_fetch == "true":
-        from processor.brokerquirks import take_end_offsets_from_fetch
+        from processor.worker.patches.endoffsets import take_end_offsets_from_fetch
 
         take_end_offsets_from_fetch()
     agent = build_agent(settings, funnels)
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     if settings.processing_guarantee != "exactly_once" or settings.store != "rocksdb":
         worker.execute_from_commandline()
         return 0
-    from processor.transactions import LocalTables
+    from processor.worker.transactions import LocalTables
 
     tables = LocalTables(app.conf.tabledir)
     tables.take_over()

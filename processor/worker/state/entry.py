@@ -37,7 +37,7 @@ import orjson
 from processor.funnel.codec import decode_state, encode_state, max_state_bytes
 from processor.funnel.definition import Funnel
 from processor.funnel.journey import ContactState, Limits, next_deadline
-from processor.stagecounts import Key
+from processor.worker.state.stagecounts import Key
 
 FORMAT = 2  # format 1 (before headers) started with the 8-byte offset: its first byte was 0 or 255
 NO_DEADLINE = -(2**63)

@@ -26,9 +26,9 @@ from typing import BinaryIO
 
 import orjson
 
-from processor.cliargs import add_funnel_options, duration, funnels_from, future_tolerance, timestamp
-from processor.deadletter import dead_letter, file_source
-from processor.eventmapping import MappingError, load_mapping
+from processor.cli.args import add_funnel_options, duration, funnels_from, future_tolerance, timestamp
+from processor.config.eventmapping import MappingError, load_mapping
+from processor.funnel.deadletter import dead_letter, file_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.formats import FORMATS, Skipped, decoder
