@@ -1,7 +1,7 @@
 """`funnel-processor report`: the funnel table a person reads, from transition and drop-off records.
 
 Reads JSONL files (or stdin), or with `--from-topics` the configured transition and
-drop-off topics (FUNNEL_* variables), into `processor.funnelstats`, which does the counting, and
+drop-off topics (FUNNEL_* variables), into `processor.tools.funnelstats`, which does the counting, and
 renders the figures as an aligned text table or one JSON object. Which funnels appear:
 
 - with `--funnel` / `--funnel-file`: exactly those, in definition stage order, even when
@@ -10,7 +10,7 @@ renders the figures as an aligned text table or one JSON object. Which funnels a
   records, its stage order inferred from the transitions (marked as such).
 
 With `--by`, each funnel's table is followed by one per value of that breakdown
-(`processor.breakdownstats`), each with its own planning line.
+(`processor.tools.breakdownstats`), each with its own planning line.
 
 Lines that are JSON but no transition or drop-off record (touchpoints, dead letters...)
 are counted by kind and reported; a run that read only such lines, and no output

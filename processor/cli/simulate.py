@@ -1,10 +1,10 @@
 """`funnel-processor simulate`: seeded synthetic touchpoints for any funnels, as JSONL.
 
-The touchpoints come from `processor.simgen.generate` (pure, in event-time order);
+The touchpoints come from `processor.tools.simgen.generate` (pure, in event-time order);
 this module only parses the options and writes the lines: to a file, stdout, or with
 `--to-topic` to a Kafka topic (keyed by contact_id, broker from FUNNEL_* variables).
 With `--format segment` or `snowplow` the touchpoints are written as the events of that
-format that the worker and replay read back as the same touchpoints (processor/simshapes.py),
+format that the worker and replay read back as the same touchpoints (processor/tools/simshapes.py),
 and a topic's records are keyed by their message id, as such pipelines often key them.
 
 Time: `--start` or `--end` fixes the touchpoints' times, so the same seed and options

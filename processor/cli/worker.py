@@ -48,7 +48,7 @@ def build_agent(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
     registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
     setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
     agent = JourneyAgent(app, settings, funnels, registry)
-    if settings.rekeyed:  # input keyed any way: re-keyed by contact first (processor/rekey.py)
+    if settings.rekeyed:  # input keyed any way: re-keyed by contact first (processor/worker/rekey.py)
         from processor.config.eventmapping import load_mapping
         from processor.worker.rekey import Rekeyer
 

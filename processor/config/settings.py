@@ -38,7 +38,7 @@ GUARANTEES = ("at_least_once", "exactly_once")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-KEYINGS = ("contact", "any")  # FUNNEL_INPUT_KEYED: read directly, or re-keyed by contact (processor/rekey.py)
+KEYINGS = ("contact", "any")  # FUNNEL_INPUT_KEYED: read directly, or re-keyed by contact (processor/worker/rekey.py)
 
 
 class SettingsError(ValueError):
@@ -284,7 +284,7 @@ class Settings:
     topic_deadletter: str = "funnel.deadletter"
     topic_ticks: str = "funnel-processor-ticks"  # internal clock ticks, co-partitioned with touchpoints
     # The input's records, and whether they are keyed by contact_id ("contact") or re-keyed by contact
-    # through an internal topic first ("any"; always for segment and snowplow): processor/rekey.py.
+    # through an internal topic first ("any"; always for segment and snowplow): processor/worker/rekey.py.
     input_format: str = "touchpoint"
     input_keyed: str = ""  # "" = derived from input_format
     input_mapping: Path | None = None  # event names and channel rules of segment and snowplow
@@ -296,7 +296,7 @@ class Settings:
     web_host: str = ""  # how other workers reach this one; "" = web_bind, or the hostname for a wildcard bind
     # The query endpoints (/journeys/, /funnels/) need `Authorization: Bearer <web_token>` when it is set.
     # Without one, a worker bound to a non-loopback address serves them only if the operator says so
-    # (processor/webaccess.py).
+    # (processor/worker/webaccess.py).
     web_token: Secret | None = None
     web_allow_unauthenticated_queries: str = "false"
     data_dir: Path = Path("data")
@@ -312,7 +312,7 @@ class Settings:
     tick_interval_s: float = 0.5
     idle_after_s: float = 1.0
     # Records processed before their outputs' acknowledgements are awaited and their states
-    # written (processor/batch.py), and the longest a batch stays open.
+    # written (processor/worker/batch.py), and the longest a batch stays open.
     batch_size: int = 1000
     batch_wait_s: float = 0.05
     # The longest the broker may hold a fetch of the input. Faust's 1.5 s costs nothing on
@@ -321,7 +321,7 @@ class Settings:
     session_timeout_s: float = 30.0
     log_level: str = "info"
     # Workaround for brokers whose ListOffsets(latest) is short (Tansu 0.6): take table
-    # changelog high watermarks from a fetch instead (processor/brokerquirks.py).
+    # changelog high watermarks from a fetch instead (processor/worker/patches/endoffsets.py).
     end_offsets_from_fetch: str = "false"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -412,7 +412,7 @@ class Settings:
 
     @property
     def rekeyed(self) -> bool:
-        """Whether the input is re-keyed by contact through an internal topic (processor/rekey.py)."""
+        """Whether the input is re-keyed by contact through an internal topic (processor/worker/rekey.py)."""
         return self.input_keyed == "any"
 
     def _check_security(self) -> None:

@@ -71,7 +71,7 @@ def changelog_topics(settings: Settings) -> list[str]:
 
 
 def rekeyed_topic(settings: Settings) -> str:
-    """The internal topic of touchpoints re-keyed by contact (processor/rekey.py), named after the app id."""
+    """The internal topic of touchpoints re-keyed by contact (processor/worker/rekey.py), named after the app id."""
     return f"{settings.app_id}-touchpoints-by-contact"
 
 

@@ -1,6 +1,6 @@
 """Funnel figures per breakdown value, from transition and drop-off records (`report --by`).
 
-The same breakdowns the worker's metrics count (`processor.breakdownmetrics`), with the
+The same breakdowns the worker's metrics count (`processor.worker.breakdownmetrics`), with the
 values as they are, unbounded, and computed from outputs alone. A value belongs to a
 stage visit (docs/semantics.md#breakdowns), so the records are joined per contact and
 funnel: a transition carries the contact's first touch and the channel that moved it

@@ -81,7 +81,7 @@ def _number(value: Any) -> bool:
     return type(value) is int or type(value) is float
 
 
-# Something else to count each record with (`processor.breakdownstats`): it checks a record
+# Something else to count each record with (`processor.tools.breakdownstats`): it checks a record
 # and returns the step that counts it, which runs only if the record is no duplicate.
 Also = Callable[[str, dict[str, Any]], Callable[[], None]]
 
@@ -177,7 +177,7 @@ class FunnelStats:
 
 @dataclass(slots=True)
 class Moves:
-    """What a funnel table is computed from; `processor.breakdownstats` fills one per breakdown value.
+    """What a funnel table is computed from; `processor.tools.breakdownstats` fills one per breakdown value.
 
     `crossings` are transitions (from, to), from None on entry: a contact has reached stage i
     when one of them goes from before i (or from outside the funnel) to i or beyond.

@@ -58,7 +58,7 @@ def _stamp(us: int, offset_minutes: int = 0) -> str:
 
 
 class Shaper:
-    """Touchpoint dicts (processor/simgen.py) -> events of one format."""
+    """Touchpoint dicts (processor/tools/simgen.py) -> events of one format."""
 
     def __init__(self, fmt: str, mapping: EventMapping) -> None:
         if fmt not in ("segment", "snowplow"):

@@ -2,11 +2,11 @@
 
 Thin by design: decode, check the key, hand the touchpoint to the partition's
 engine, send the outputs, and only once Kafka has acknowledged them write the new
-states to the journeys table (see `processor.journeystore`). No funnel rule lives
+states to the journeys table (see `processor.worker.state.store`). No funnel rule lives
 here.
 
 Throughput comes from waiting for Kafka once per batch of records, not once per
-record (`processor.batch`): acks are manual (`stream.noack()`), and a record is
+record (`processor.worker.batch`): acks are manual (`stream.noack()`), and a record is
 acked to Faust only after its outputs are acknowledged and its states written. A
 batch is flushed when it holds FUNNEL_BATCH_SIZE records, when it is
 FUNNEL_BATCH_WAIT old, or as soon as the agent has caught up with the input (no
@@ -80,7 +80,8 @@ def arrival_us(message: Any, wall_s: float) -> int:
     A record without a timestamp arrives at the wall clock.
     """
     wall = int(wall_s * _US)
-    stamp = message.timestamp  # faust: seconds (float); aiokafka's ConsumerRecord (processor/gaps.py): ms
+    # faust: seconds (float); aiokafka's ConsumerRecord (processor/worker/patches/skippedrecords.py): ms
+    stamp = message.timestamp
     if stamp is None or stamp < 0:
         return wall
     ms = int(stamp) if isinstance(message, ConsumerRecord) else round(stamp * 1000)
@@ -105,7 +106,7 @@ class JourneyAgent:
         self.app, self.settings, self.funnels = app, settings, tuple(funnels)
         self.limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-        # Touchpoints keyed by contact: the input itself, or its copy re-keyed by processor/rekey.py.
+        # Touchpoints keyed by contact: the input itself, or its copy re-keyed by processor/worker/rekey.py.
         self.input_topic = input_topic(settings)
         self.source = app.topic(self.input_topic, settings.topic_ticks, **raw)
         self.ticks = app.topic(settings.topic_ticks, partitions=settings.partitions, **raw)
@@ -115,7 +116,7 @@ class JourneyAgent:
         self.clocks = app.Table("clocks", **table)
         # Re-keyed input: the source records applied per partition, so a copy is never applied twice.
         self.marks = SourceMarks(self.clocks) if settings.rekeyed else None
-        self.upstream: Any = None  # the re-keying step (processor/rekey.py), if this worker runs one
+        self.upstream: Any = None  # the re-keying step (processor/worker/rekey.py), if this worker runs one
         self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
         self._layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
         self.stores: dict[int, JourneyStore] = {}
@@ -247,7 +248,7 @@ class JourneyAgent:
         await self._apply(message)
 
     async def _recover_skipped(self, message: Any) -> None:
-        """Process records Faust left out just after taking on this partition (processor/gaps.py)."""
+        """Process records Faust left out just after taking on this partition (patches/skippedrecords.py)."""
         partition, offset = message.partition, message.offset
         expected, checked = self._watch.get(partition, (None, 0))
         if checked >= WATCH_RECORDS:
@@ -461,7 +462,7 @@ class JourneyAgent:
 
     def _contacts_of(self, partition: int) -> Stored:
         """The timers and stage counts of a partition's stored contacts, from one scan of the
-        table per rebalance that reads entry headers, not states (see `processor.journeyentry`).
+        table per rebalance that reads entry headers, not states (see `processor.worker.state.entry`).
 
         A partition's contacts are only written by its own events, which create its
         engine first, so a scan made for any partition holds every later one's too.
@@ -479,7 +480,7 @@ class JourneyAgent:
         now = orjson.dumps(time.time())
         # With exactly_once, ticks go outside the transactions: a tick only nudges a clock, and
         # transaction markers in the ticks topic would leave gaps in its offsets that Faust's
-        # commit bookkeeping trips over (processor/transactions.py).
+        # commit bookkeeping trips over (processor/worker/transactions.py).
         plain = self.commits is not None
         for tp in self.app.assignor.assigned_actives():
             if tp.topic != self.input_topic:

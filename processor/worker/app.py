@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> faust.App:
         # Faust's own web pages, each off: /table (raw table entries by key), /router (the
         # cluster's layout; forwarding a query looks its owner up in-process, not over HTTP),
         # the statistics at / and /assignment/, /graph, and /performance. The worker serves
-        # processor/views.py and /metrics only.
+        # processor/worker/views.py and /metrics only.
         web_tables_enabled=False,
         web_router_enabled=False,
         web_stats_enabled=False,

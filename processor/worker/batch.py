@@ -3,7 +3,7 @@
 The agent processes records one by one, but it waits for Kafka once per batch:
 
 1. Each record's outputs (and dead letters) are handed to the outbox as it is
-   processed (`processor.outbox`), which sends them without waiting.
+   processed (`processor.worker.outbox`), which sends them without waiting.
 2. Its new contact states stay staged in the partition's `JourneyStore`.
 3. When the batch is flushed: the outbox waits for every acknowledgement, then the staged
    states are written to the journeys table (one write per contact, its latest

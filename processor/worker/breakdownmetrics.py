@@ -1,6 +1,6 @@
 """The breakdown metrics: why contacts move and drop, counted per breakdown value.
 
-Beside the unbroken families of `processor.metrics`, and in their own families:
+Beside the unbroken families of `processor.worker.metrics`, and in their own families:
 
 - funnel_breakdown_entries_total{funnel, breakdown, value}: contacts entering the funnel
 - funnel_breakdown_stage_entries_total{funnel, stage, breakdown, value}: entering a stage

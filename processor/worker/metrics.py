@@ -65,7 +65,8 @@ class FunnelMetrics:
         self.late = Counter("funnel_late_touchpoints", "Touchpoints older than one already seen", registry=registry)
         self.recovered = Counter(
             "funnel_recovered_touchpoints",
-            "Touchpoints Faust left out after taking on a partition, fetched and processed (processor/gaps.py)",
+            "Touchpoints Faust left out after taking on a partition, fetched and processed"
+            " (processor/worker/patches/skippedrecords.py)",
             registry=registry,
         )
         self.redelivered = Counter(

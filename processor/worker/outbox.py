@@ -4,7 +4,7 @@
 given partition (a table changelog's); `delivered()` returns once Kafka has
 acknowledged every record handed over since the last call, or raises. The agent
 writes states and acks its input records only after `delivered()` (see
-`processor.batch`).
+`processor.worker.batch`).
 
 Two kinds:
 
@@ -109,7 +109,7 @@ class KafkaOutbox:
         """Queue one record for this partition, with its own timestamp and headers, and never two
         batches of a partition in flight at once: when the partition's batch is full, everything
         handed over so far is delivered first. So a later batch never lands while an earlier one
-        failed, and the partition's records reach Kafka in order with no gap (processor/rekey.py)."""
+        failed, and the partition's records reach Kafka in order with no gap (processor/worker/rekey.py)."""
         slot = (topic, partition)
         record = {"timestamp": timestamp_ms, "key": key, "value": value, "headers": headers}
         batch = self._open.get(slot)
@@ -212,7 +212,7 @@ class FaustOutbox:
         source: int | None = None,
     ) -> None:
         """In the transaction of the source partition that caused it; one producer per source
-        partition keeps each source partition's records in order (processor/rekey.py)."""
+        partition keeps each source partition's records in order (processor/worker/rekey.py)."""
         if source is None:
             raise ValueError("with exactly_once, every record needs the input partition that caused it")
         timestamp = None if timestamp_ms is None else timestamp_ms / 1000  # Faust's producer takes seconds

@@ -5,14 +5,14 @@ events, or for touchpoints with FUNNEL_INPUT_KEYED=any.
       -> Rekeyer: decode in FUNNEL_INPUT_FORMAT, refuse or skip, produce the touchpoint
       -> {app_id}-touchpoints-by-contact (key contact_id, murmur2 partition, FUNNEL_PARTITIONS
          partitions, co-partitioned with the journeys table)
-      -> JourneyAgent (processor/agents.py), exactly as for touchpoints keyed by contact
+      -> JourneyAgent (processor/worker/agent.py), exactly as for touchpoints keyed by contact
 
 A record that becomes a touchpoint is produced as a native touchpoint (schemas/touchpoint)
 to the partition Kafka's default partitioner gives its contact. What this step keeps:
 
 - Nothing lost: a source record is acked to Faust, whose commit then covers it, only once
   Kafka has acknowledged its re-keyed record (or its dead letter). A crash before that
-  reads it again and produces it again (a copy: see processor/sourcemarks.py).
+  reads it again and produces it again (a copy: see processor/worker/state/sourcemarks.py).
 - Order: a source partition is read in order, and each re-keyed partition gets its records
   in that order, with no gap (`KafkaOutbox.put_in_order`). Kafka orders nothing across source
   partitions, and neither can this: a contact's records keep their order when they sit in
@@ -24,7 +24,7 @@ to the partition Kafka's default partitioner gives its contact. What this step k
   payload. Segment's identify, alias and group calls are counted (funnel_input_skipped_total)
   and passed over.
 - Records Faust leaves out after taking on a partition are fetched and re-keyed first
-  (processor/gaps.py), as the journeys agent does for its own input.
+  (processor/worker/patches/skippedrecords.py), as the journeys agent does for its own input.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ class Rekeyer:
         await self.app.crash(exc)
 
     async def _recover_skipped(self, message: Any) -> None:
-        """Re-key first the records Faust left out just after taking on this partition (processor/gaps.py)."""
+        """Re-key first the records Faust left out just after taking on this partition (patches/skippedrecords.py)."""
         partition, offset = message.partition, message.offset
         expected, checked = self._watch.get(partition, (None, 0))
         if checked >= WATCH_RECORDS:

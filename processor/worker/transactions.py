@@ -2,7 +2,7 @@
 
 With FUNNEL_PROCESSING_GUARANTEE=exactly_once, each input partition's outputs, table
 changelog records and input offsets are written by that partition's transactional
-producer (`processor.outbox.FaustOutbox`) and committed together by Faust. Two more
+producer (`processor.worker.outbox.FaustOutbox`) and committed together by Faust. Two more
 things keep that promise; both were found by the test that kills a worker on Kafka
 (tests/integration/test_worker_exactly_once.py):
 

@@ -1,4 +1,4 @@
-"""The worker's web port: health, interactive queries (and /metrics, in processor/faustsensor.py).
+"""The worker's web port: health, interactive queries (and /metrics, in processor/worker/sensor.py).
 
 - `GET /health`: 200 `{"status": "ready"}` once the worker has recovered its tables at
   start, 503 `{"status": "starting"}` before. No token: the Kubernetes probes use it.
@@ -8,7 +8,7 @@
 - `GET /funnels/`: per funnel and stage, the contacts currently in it (active, and
   dropped there), over the partitions this worker owns, which the answer lists.
 
-The two query endpoints follow `QueryAccess` (processor/webaccess.py): a token, or
+The two query endpoints follow `QueryAccess` (processor/worker/webaccess.py): a token, or
 loopback only, or an explicit opt-out; otherwise they answer 403 with the reason.
 Nothing here logs a request: a path holds a contact id.
 """

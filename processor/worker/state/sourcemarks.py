@@ -1,9 +1,9 @@
 """Where a re-keyed touchpoint came from, so that a copy produced again is never applied twice.
 
-The re-keying step (processor/rekey.py) acks a source record only after Kafka has its
+The re-keying step (processor/worker/rekey.py) acks a source record only after Kafka has its
 re-keyed copy. A crash in between makes the restarted step produce the copy again:
 the re-keyed topic then holds a record twice, at two offsets. The journeys agent's own
-check (each contact's last applied offset, processor/journeystore.py) cannot see that,
+check (each contact's last applied offset, processor/worker/state/store.py) cannot see that,
 and the dedup horizon may not either: by then the contact may be days of event time
 further on. So each re-keyed record names its source in a header, `topic:partition:offset`,
 and the journeys agent keeps, per re-keyed partition, the highest source offset it has
@@ -16,7 +16,7 @@ within a re-keyed partition the records of one source partition come in offset o
 copies aside. A copy's original always comes first.
 
 The marks of a partition are one entry of the clocks table (key `sources:<partition>`),
-written after the batch's states and before its input is acked (processor/agents.py,
+written after the batch's states and before its input is acked (processor/worker/agent.py,
 `flush`): after a crash they never claim more than the stored states hold.
 """
 

@@ -17,7 +17,7 @@ Three things matter:
   The worker keeps one store per input partition (their writes must go out under
   an event of that partition), sharing one cache: a contact lives in one partition.
 
-Entries are laid out by `processor.journeyentry`: a header (the offset, and the
+Entries are laid out by `processor.worker.state.entry`: a header (the offset, and the
 next deadline and stages that a restart's rebuild reads without decoding the
 state), then the state.
 """

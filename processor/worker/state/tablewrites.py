@@ -15,7 +15,7 @@ write callback does, so a RocksDB store recovers from there after a restart.
 Reads, iteration and recovery stay Faust's.
 
 Faust's RocksDB store writes to the partition of the event being processed, so
-writes must happen under an event of this partition (see `processor.batch`).
+writes must happen under an event of this partition (see `processor.worker.batch`).
 """
 
 from __future__ import annotations
