@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from processor.funnel.definition import BREAKDOWNS
-from processor.funnel.outputs import DroppedOff
+from processor.funnel.outputs import DroppedOff, last_touch_type
 from processor.tools.funnelstats import DROPOFF, BadRecord, FunnelTable, Moves
-from processor.worker.breakdownmetrics import last_touch_type
 
 BY = (*BREAKDOWNS, "last_touch_type")
 _UNKNOWN = object()  # a record whose value the input cannot tell

@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from processor.funnel.definition import BREAKDOWNS, Breakdown, Funnel
 from processor.funnel.journey import Attribution
-from processor.funnel.outputs import DroppedOff, Output
+from processor.funnel.outputs import Output, last_touch_type
 from processor.funnel.vocabulary import CANONICAL_TYPES, OTHER
 
 REASONS = ("lost", "stalled")
@@ -40,14 +40,6 @@ TRIGGER = BREAKDOWNS.index("trigger_channel")
 LAST_TOUCH_TYPES = (*CANONICAL_TYPES, OTHER)
 _TYPE_SLOT = {kind: i for i, kind in enumerate(CANONICAL_TYPES)}
 _OTHER_TYPE = len(CANONICAL_TYPES)
-
-
-def last_touch_type(dropoff: DroppedOff) -> str | None:
-    """The type of the contact's last touchpoint before the one that dropped it: for a loss,
-    the touchpoint before the lost one; for a stall (which no touchpoint causes), the last."""
-    recent = dropoff["recent_touchpoints"]
-    back = 2 if dropoff["reason"] == "lost" else 1
-    return recent[-back]["type"] if len(recent) >= back else None
 
 
 def series_count(funnel: Funnel) -> dict[str, int]:
