@@ -1,7 +1,7 @@
 """The import contract between processor's rooms: each layer imports only the layers below it.
 
     cli        argparse and one module per command      (only processor/__main__ imports it)
-    tools      replay/report figures, the simulator      worker       the Faust adapter
+    tools      report figures, the simulator             worker       the Faust adapter
     kafka      topic names, admin and plain clients
     config     settings, funnel loading, schemas, mappings
     funnel     the pure core
