@@ -18,7 +18,7 @@ from typing import Any
 
 import faust
 
-from processor.app import set_fetch_wait
+from processor.worker.app import set_fetch_wait
 
 env = os.environ
 session_timeout = float(env.get("BENCH_SESSION_TIMEOUT", "10"))
@@ -29,7 +29,7 @@ app = faust.App(
     datadir=env["BENCH_DATA_DIR"],
     topic_partitions=int(env["BENCH_PARTITIONS"]),
     broker_session_timeout=session_timeout,
-    broker_heartbeat_interval=max(0.5, session_timeout / 10),  # as the worker (processor/app.py)
+    broker_heartbeat_interval=max(0.5, session_timeout / 10),  # as the worker (processor/worker/app.py)
     consumer_auto_offset_reset="earliest",
     autodiscover=False,
 )

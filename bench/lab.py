@@ -19,9 +19,9 @@ import orjson
 
 from bench.procs import BenchError, Broker, Proc, Procs, python_command
 from localbrokers.net import free_loopback_port
-from processor.definitions import PRESETS, load_funnels
-from processor.outbox import default_partition
-from processor.replay import run_replay
+from processor.cli.replay import run_replay
+from processor.config.definitions import PRESETS, load_funnels
+from processor.worker.outbox import default_partition
 
 HERE = Path(__file__).resolve().parent
 STALL_FUNNEL = HERE / "funnels" / "stall-probe.json"
@@ -91,7 +91,7 @@ class Lab:
                 "FUNNEL_SESSION_TIMEOUT": f"{self.session_timeout_s:g}s",
             }
         )
-        if self.broker.is_tansu:  # Tansu's ListOffsets(latest) is short: see processor/brokerquirks.py
+        if self.broker.is_tansu:  # Tansu's ListOffsets(latest) is short: see processor/worker/patches/endoffsets.py
             env["FUNNEL_END_OFFSETS_FROM_FETCH"] = "true"
         env["FUNNEL_FETCH_MAX_WAIT"] = f"{self.fetch_wait_ms / 1000:g}s"
         env.update({f"FUNNEL_{name.upper()}": str(value) for name, value in overrides.items()})

@@ -30,9 +30,9 @@ from aiokafka import AIOKafkaProducer
 from bench.lab import STALL_FUNNEL, Lab
 from bench.procs import BenchError, Proc, python_command
 from bench.streams import Reader, Record, create_topics
-from processor.definitions import PRESETS
+from processor.config.definitions import PRESETS
 from processor.funnel.timefmt import format_time, parse_duration, parse_time
-from processor.outbox import default_partition
+from processor.worker.outbox import default_partition
 
 STALL_S = 2.0  # bench/funnels/stall-probe.json
 DEFAULT_IDLE_AFTER_S = 1.0  # the worker's default FUNNEL_IDLE_AFTER

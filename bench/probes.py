@@ -20,7 +20,7 @@ from bench.lab import Lab
 from bench.procs import BenchError, Proc
 from bench.streams import Reader, Record
 from processor.funnel.timefmt import format_time
-from processor.outbox import default_partition
+from processor.worker.outbox import default_partition
 
 REPROBE_S = 1.0
 RECOVERY_TIMEOUT_S = 900.0

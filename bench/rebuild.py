@@ -27,13 +27,13 @@ from pathlib import Path
 
 from bench.lab import simulate
 from bench.state import sample_states
-from processor.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS, load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.journey import next_deadline
-from processor.journeyentry import Layout, decode_entry
-from processor.journeystore import JourneyStore, stored_by_partition
-from processor.outbox import default_partition
-from processor.stagecounts import Key, StageCounts
+from processor.worker.outbox import default_partition
+from processor.worker.state.entry import Layout, decode_entry
+from processor.worker.state.stagecounts import Key, StageCounts
+from processor.worker.state.store import JourneyStore, stored_by_partition
 
 PARTITIONS = 4
 

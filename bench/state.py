@@ -2,7 +2,7 @@
 
 Recovery: pushing a million touchpoints through the worker would take far too long, so
 the journeys changelog is written directly, in the format the worker writes
-(`processor.journeyentry.encode_entry`, headers for the presets the worker runs): the core Engine
+(`processor.worker.state.entry.encode_entry`, headers for the presets the worker runs): the core Engine
 runs over the input file, and its contact states are replicated under new contact ids
 (`r-0000000`...), each record in the partition Kafka's default partitioner gives its
 key. One probe touchpoint per partition waits in the input topic (bench/probes.py). A
@@ -35,13 +35,13 @@ from bench.lab import Lab
 from bench.probes import Probes, until_processing
 from bench.procs import BenchError, Proc
 from bench.streams import produce
-from processor.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS, load_funnels
+from processor.config.settings import Settings
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import decode
-from processor.journeyentry import Layout, encode_entry
-from processor.kafkaio import changelog_topics
-from processor.outbox import default_partition
-from processor.settings import Settings
+from processor.kafka.clients import changelog_topics
+from processor.worker.outbox import default_partition
+from processor.worker.state.entry import Layout, encode_entry
 
 SETTLE_S = 2.0  # after the probes' outputs, before reading RSS
 OFFSET_KEY = b"__faust\0offset__"  # where Faust's RocksDB store keeps a partition's changelog offset

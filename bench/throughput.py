@@ -1,7 +1,7 @@
 """Cases 1-3: the same pre-loaded touchpoints drained by the passthrough, the Faust baseline and the worker.
 
-Case 3r drains the same touchpoints written as Segment events (processor/simshapes.py),
-keyed by message id, through the worker's re-keying path (processor/rekey.py): each
+Case 3r drains the same touchpoints written as Segment events (processor/tools/simshapes.py),
+keyed by message id, through the worker's re-keying path (processor/worker/rekey.py): each
 record is re-keyed by contact through the internal topic, then processed as in case 3.
 Its source topic has one partition, so every contact's events keep their order and the
 outputs are exactly case 3's; a worker process drains its partitions on one event loop,
@@ -29,7 +29,7 @@ from bench.procs import BenchError, Proc, python_command
 from bench.streams import Reader, Record, create_topics, preload, produce
 from processor.funnel.eventmap import DEFAULT_MAPPING
 from processor.funnel.formats import record_key
-from processor.simshapes import Shaper
+from processor.tools.simshapes import Shaper
 
 
 @dataclass

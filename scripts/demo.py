@@ -43,9 +43,9 @@ from demo_support import (
 from demo_time import BATCH_SPAN_US, DAY_US, HISTORY_US, EventTime
 
 from localbrokers.net import free_loopback_port
-from processor import kafkaio
+from processor.config.settings import Settings, SettingsError
 from processor.funnel.timefmt import format_time, parse_time
-from processor.settings import Settings, SettingsError
+from processor.kafka import clients as kafkaio
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out"

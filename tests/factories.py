@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 
-from processor.definitions import PRESETS, load_document, load_preset
+from processor.config.definitions import PRESETS, load_document, load_preset
+from processor.config.schemas import schema_path, validator
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.journey import Limits
 from processor.funnel.touchpoint import from_dict
-from processor.schemas import schema_path, validator
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

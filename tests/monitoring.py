@@ -11,10 +11,10 @@ import yaml
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 
-from processor.definitions import load_funnels
-from processor.metrics import FunnelMetrics
-from processor.settings import Settings
-from processor.stagecounts import StageCounts
+from processor.config.definitions import load_funnels
+from processor.config.settings import Settings
+from processor.worker.metrics import FunnelMetrics
+from processor.worker.state.stagecounts import StageCounts
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE_FILES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))

@@ -4,7 +4,7 @@ The Segment and Snowplow input formats name events in the team's own words ("Ord
 Completed", "demo-requested") and say where a visit came from in UTM terms (medium
 `cpc`, source `google`). An `EventMapping` turns both into the touchpoint's words. It
 is plain data, compiled from a mapping file (schemas/event-mapping) by
-`processor.eventmapping`, or the defaults.
+`processor.config.eventmapping`, or the defaults.
 
 **Normal form.** Names are compared in their normal form: lower case, each run of
 characters that are neither letters nor digits replaced by one `_`, none at either

@@ -78,3 +78,11 @@ class DroppedOff(TypedDict):
 
 
 Output = StageTransitioned | DroppedOff
+
+
+def last_touch_type(dropoff: DroppedOff) -> str | None:
+    """The type of the contact's last touchpoint before the one that dropped it: for a loss,
+    the touchpoint before the lost one; for a stall (which no touchpoint causes), the last."""
+    recent = dropoff["recent_touchpoints"]
+    back = 2 if dropoff["reason"] == "lost" else 1
+    return recent[-back]["type"] if len(recent) >= back else None

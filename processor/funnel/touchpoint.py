@@ -2,7 +2,7 @@
 
 `decode` turns one record's bytes into a `Touchpoint` or raises `Invalid` with a
 short machine reason (a bounded set, fit for a metric label) and a readable detail.
-The rules are those of the current touchpoint schema (`processor.schemas.CURRENT`);
+The rules are those of the current touchpoint schema (`processor.config.schemas.CURRENT`);
 a test holds the two to the same verdicts. Every string a contact's state keeps or
 an output repeats has a maximum length, so a state and an output have a size limit.
 

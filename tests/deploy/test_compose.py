@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from processor.cli import build_parser
-from processor.settings import ENV_VARS, Settings
+from processor.config.settings import ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -62,7 +62,7 @@ def volume_targets(service: dict[str, Any]) -> dict[str, str]:
 
 
 def worker_routes() -> set[str]:
-    return set(re.findall(r'@app\.page\("([^"]+)"\)', (ROOT / "processor/views.py").read_text()))
+    return set(re.findall(r'@app\.page\("([^"]+)"\)', (ROOT / "processor/worker/views.py").read_text()))
 
 
 def test_the_stack_has_kafka_the_jobs_the_worker_and_monitoring() -> None:

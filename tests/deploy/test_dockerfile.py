@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from processor.cli import build_parser
-from processor.settings import ENV_VARS, Settings
+from processor.config.settings import ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -33,7 +33,7 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from processor.cli import build_parser
-from processor.settings import ENV_VARS, Settings
+from processor.config.settings import ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy/k8s/base"
@@ -198,7 +198,7 @@ def test_one_web_port_for_the_container_probes_services_and_peers(rendered: list
     def resolve(port: int | str) -> int:
         return named[port] if isinstance(port, str) else port
 
-    routes = set(re.findall(r'@app\.page\("([^"]+)"\)', (ROOT / "processor/views.py").read_text()))
+    routes = set(re.findall(r'@app\.page\("([^"]+)"\)', (ROOT / "processor/worker/views.py").read_text()))
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         action = worker[probe].get("httpGet") or worker[probe]["tcpSocket"]
         assert resolve(action["port"]) == settings.web_port, probe

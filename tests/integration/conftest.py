@@ -37,8 +37,8 @@ from localbrokers.apachekafka import KafkaFailed, LocalKafka, SaslSsl, random_pa
 from localbrokers.kafkajars import NoKafka, unavailable
 from localbrokers.net import accepts_connections, free_loopback_port
 from localbrokers.tansu import NoTansu, tansu_command
-from processor import kafkaio
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
 
 STARTUP_TIMEOUT_S = 15.0  # Tansu accepting connections / a real broker answering
 STOP_TIMEOUT_S = 10.0  # SIGTERM -> exit (Tansu takes about 2 s), then SIGKILL
@@ -58,7 +58,7 @@ TANSU_WORKAROUNDS = {
     # "slow-joins": Tansu holds a group join for about half the session timeout.
     "session_timeout": "2s",
     # "short-end-offsets": ListOffsets(latest) answers the last batch's base offset + 1, so
-    # table recovery would stop short (processor/brokerquirks.py).
+    # table recovery would stop short (processor/worker/patches/endoffsets.py).
     "end_offsets_from_fetch": "true",
 }
 

@@ -1,7 +1,7 @@
 """Reading what a worker left on Kafka: its outputs as a read_committed consumer sees them,
 and whether its consumer group has committed the whole input.
 
-For the tests that need more than `processor.kafkaio.read_topic` (which reads
+For the tests that need more than `processor.kafka.clients.read_topic` (which reads
 uncommitted records and never asks about a group): exactly_once, broker outages,
 compaction.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from processor.settings import Settings
+from processor.config.settings import Settings
 
 POLL_MS = 200
 _last_lags: dict[str, dict[int, int]] = {}  # topic -> partition -> lag, as last read

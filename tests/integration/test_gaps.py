@@ -1,4 +1,7 @@
-"""Fetching a range of offsets, which the worker uses for records Faust left out (processor/gaps.py)."""
+"""Fetching a range of offsets, which the worker uses for records Faust left out.
+
+The fetch is processor/worker/patches/skippedrecords.py.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from processor import kafkaio
-from processor.app import aiokafka_connection
-from processor.gaps import consumer_config, fetch_range, start_offset
+from processor.kafka import clients as kafkaio
+from processor.worker.app import aiokafka_connection
+from processor.worker.patches.skippedrecords import consumer_config, fetch_range, start_offset
 
 
 def test_fetch_range_returns_exactly_the_asked_offsets(broker: Any, topics: Callable[..., Any]) -> None:

@@ -1,4 +1,4 @@
-"""processor.kafkaio and the commands built on it, against a real broker (Tansu or FUNNEL_TEST_BROKER)."""
+"""processor.kafka.clients and the commands built on it, against a real broker (Tansu or FUNNEL_TEST_BROKER)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from factories import T0, Touchpoints, replay
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from processor import cli, kafkaio
-from processor.settings import Settings
+from processor import cli
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
 
 DAY = timedelta(days=1)
 RunCli = Callable[..., subprocess.CompletedProcess[str]]  # the run_cli fixture

@@ -20,8 +20,8 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import SaslAuthenticationFailed
 from aiokafka.helpers import create_ssl_context
 
-from processor import kafkaio
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
 
 pytestmark = pytest.mark.kafka_only
 

@@ -24,8 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_worker_matches_replay import oracle, simulate
 
-from processor import kafkaio
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
 
 TOUCHPOINTS = 2000
 PARTITIONS = 4

@@ -38,12 +38,12 @@ from promql import selectors, substitute
 from promserver import PrometheusServer, start_prometheus
 from tools import require
 
-from processor import kafkaio
-from processor.breakdownmetrics import series_count
-from processor.breakdownstats import BY
 from processor.cli import main
-from processor.definitions import PRESETS, load_funnels
-from processor.settings import Settings
+from processor.config.definitions import PRESETS, load_funnels
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
+from processor.tools.breakdownstats import BY
+from processor.worker.breakdownmetrics import series_count
 
 TOUCHPOINTS = 3000
 BAD_RECORDS = [b"not json at all", b'{"event_id": "e-x", "contact_id": "bad-1"}', b"[1, 2, 3]"]

@@ -24,8 +24,8 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from processor import kafkaio
-from processor.agents import default_partition
+from processor.kafka import clients as kafkaio
+from processor.worker.agent import default_partition
 
 TOKEN = "f3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 # One of each kind of character a path must carry encoded; '..' would be a path step if sent as dots.

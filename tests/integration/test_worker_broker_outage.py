@@ -18,8 +18,8 @@ import pytest
 from kafkaread import group_lag, read_outputs, wait_caught_up
 from test_worker_matches_replay import PARTITIONS, assert_same_outputs, oracle, simulate
 
-from processor import kafkaio
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
 
 pytestmark = pytest.mark.kafka_only
 

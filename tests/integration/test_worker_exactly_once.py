@@ -1,7 +1,7 @@
 """exactly_once on Apache Kafka: a worker killed mid-stream leaves every output exactly once.
 
 With FUNNEL_PROCESSING_GUARANTEE=exactly_once the worker's outputs, its table writes
-and its input offsets are committed in Kafka transactions (processor/transactions.py).
+and its input offsets are committed in Kafka transactions (processor/worker/transactions.py).
 A worker is SIGKILLed while it works through the input and started again on the same
 data directory; once its group has committed the whole input, a `read_committed`
 consumer must see each output id exactly once, with the replay's content: no repeat,
@@ -25,8 +25,8 @@ from kafkaread import group_lag, read_outputs, records_not_committed, wait_caugh
 from test_worker_input_formats import simulate as simulate_as
 from test_worker_matches_replay import PARTITIONS, assert_same_outputs, oracle, simulate
 
-from processor import kafkaio
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
 
 pytestmark = pytest.mark.kafka_only
 
@@ -93,7 +93,7 @@ def test_a_killed_exactly_once_worker_on_segment_events_rekeys_and_outputs_each_
     tmp_path: Path,
 ) -> None:
     """The re-keyer under exactly_once: the re-keyed copy of a source record is written in the
-    transaction that commits that record's source offset (processor/rekey.py), so after a SIGKILL
+    transaction that commits that record's source offset (processor/worker/rekey.py), so after a SIGKILL
     no source record is re-keyed twice and no output is committed twice."""
     native, shaped, mapping = simulate_as(tmp_path, "segment", TOUCHPOINTS, seed=23)
     names = topics(PARTITIONS, create=False)
@@ -137,7 +137,7 @@ def test_a_killed_exactly_once_worker_on_segment_events_rekeys_and_outputs_each_
     )
     # Every touchpoint reaches the journeys agent. A copy can be committed twice (seen once: 1 of
     # 20,000, in one run of four; the cause is not pinned down); the agent's source marks apply
-    # it once (processor/sourcemarks.py), as the outputs below must show.
+    # it once (processor/worker/state/sourcemarks.py), as the outputs below must show.
     assert touchpoints - copied == Counter(), "touchpoints never re-keyed in a committed transaction"
     assert repeated == {}, f"{len(repeated)} outputs committed more than once, e.g. {sorted(repeated.items())[:3]}"
     assert assert_same_outputs(got, expected) == 0

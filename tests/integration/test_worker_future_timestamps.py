@@ -27,12 +27,12 @@ import orjson
 from test_worker_bad_input import assert_never_restarted, letters_of, oracle, outputs_of, start_worker
 from test_worker_matches_replay import assert_same_outputs
 
-from processor import kafkaio
 from processor.cli import main
-from processor.definitions import PRESETS
+from processor.config.definitions import PRESETS
+from processor.config.schemas import validator
 from processor.funnel.timefmt import format_time
-from processor.kafkaio import ConsumedRecord
-from processor.schemas import validator
+from processor.kafka import clients as kafkaio
+from processor.kafka.clients import ConsumedRecord
 
 PARTITIONS = 2
 TOUCHPOINTS = 1500

@@ -19,13 +19,13 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from processor import kafkaio
-from processor.agents import default_partition
-from processor.definitions import load_funnels
+from processor.cli.replay import run_replay
+from processor.config.definitions import load_funnels
+from processor.config.schemas import validator
+from processor.config.settings import Settings
 from processor.funnel.timefmt import parse_time
-from processor.replay import run_replay
-from processor.schemas import validator
-from processor.settings import Settings
+from processor.kafka import clients as kafkaio
+from processor.worker.agent import default_partition
 
 PARTITIONS = 2
 STALL = timedelta(seconds=3)  # stage a of the funnel below

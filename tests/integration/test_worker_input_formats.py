@@ -29,16 +29,16 @@ from test_worker_bad_input import assert_never_restarted, letters_of, outputs_of
 from test_worker_matches_replay import assert_same_outputs, collect, oracle
 from test_worker_restarts import wait_for_outputs, worker_env
 
-from processor import kafkaio
 from processor.cli import main
-from processor.definitions import PRESETS, load_funnels
+from processor.cli.replay import run_replay
+from processor.config.definitions import PRESETS, load_funnels
+from processor.config.schemas import validator
+from processor.config.settings import Settings
 from processor.funnel.formats import record_key
-from processor.kafkaio import ConsumedRecord
-from processor.outbox import default_partition
-from processor.replay import run_replay
-from processor.schemas import validator
-from processor.settings import Settings
-from processor.sourcemarks import origin
+from processor.kafka import clients as kafkaio
+from processor.kafka.clients import ConsumedRecord
+from processor.worker.outbox import default_partition
+from processor.worker.state.sourcemarks import origin
 
 PARTITIONS = 4
 TOUCHPOINTS = 6_000  # over 5,000 events in either shape

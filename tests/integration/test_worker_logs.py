@@ -20,8 +20,8 @@ import orjson
 from test_web_access import TOKEN, get, path_of, poll
 from test_worker_bad_input import Bad, produce_each, sized
 
-from processor import kafkaio
-from processor.agents import default_partition
+from processor.kafka import clients as kafkaio
+from processor.worker.agent import default_partition
 
 PARTITIONS = 2
 CONTACTS = 20

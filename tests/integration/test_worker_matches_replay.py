@@ -18,13 +18,13 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from processor import kafkaio
-from processor.agents import default_partition
 from processor.cli import main
-from processor.definitions import PRESETS, load_funnels
-from processor.replay import run_replay
-from processor.schemas import validator
-from processor.settings import Settings
+from processor.cli.replay import run_replay
+from processor.config.definitions import PRESETS, load_funnels
+from processor.config.schemas import validator
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
+from processor.worker.agent import default_partition
 
 TOUCHPOINTS = 20_000
 PARTITIONS = 4

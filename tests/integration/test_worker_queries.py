@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor import kafkaio
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
 
 QUERY_TIMEOUT_S = 60.0
 

@@ -19,9 +19,9 @@ import pytest
 from test_worker_matches_replay import PARTITIONS, assert_same_outputs, collect, oracle, simulate
 from test_worker_queries import _get
 
-from processor import kafkaio
-from processor.agents import default_partition
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
+from processor.worker.agent import default_partition
 
 TOUCHPOINTS = 20_000
 PROGRESS_TIMEOUT_S = 120.0

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from processor import kafkaio
+from processor.kafka import clients as kafkaio
 
 EXIT_WITHIN_S = 20.0  # every refusal, the unreachable broker included
 SETTINGS_HEADER = "funnel-processor worker settings:"

@@ -10,13 +10,13 @@ from factories import Touchpoints
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS, load_funnels
 from processor.funnel.codec import StateDecodeError, decode_state, encode_state
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
-from processor.journeyentry import Layout, encode_entry
-from processor.journeystore import JourneyStore, Stored, stored_by_partition
-from processor.stagecounts import StageCounts
+from processor.worker.state.entry import Layout, encode_entry
+from processor.worker.state.stagecounts import StageCounts
+from processor.worker.state.store import JourneyStore, Stored, stored_by_partition
 
 FUNNELS = load_funnels(PRESETS)
 TYPES = sorted({t for f in FUNNELS for t in f.types} | {"email_opened"})

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from processor.app import create_app
-from processor.settings import Settings
+from processor.config.settings import Settings
+from processor.worker.app import create_app
 
 
 def fetch_wait_ms(settings: Settings) -> int:

@@ -1,5 +1,5 @@
-"""Breakdowns: the metrics per value (processor/breakdownmetrics.py) and `report --by`
-(processor/breakdownstats.py), on real engine outputs.
+"""Breakdowns: the metrics per value (processor/worker/breakdownmetrics.py) and `report --by`
+(processor/tools/breakdownstats.py), on real engine outputs.
 
 - Every label set exists at 0 from the start, and the series are exactly the count the
   README states, whatever values arrive (10,000 campaigns and 1,000 channels here).
@@ -23,10 +23,9 @@ import pytest
 from factories import DAY, Touchpoints
 from prometheus_client import CollectorRegistry
 
-from processor.breakdownmetrics import LAST_TOUCH_TYPES, BreakdownMetrics, series_count
-from processor.breakdownstats import BY
 from processor.cli import main
-from processor.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS, load_funnels
+from processor.config.settings import Settings
 from processor.funnel.codec import decode_state, encode_state
 from processor.funnel.definition import Breakdown, Funnel
 from processor.funnel.engine import Engine
@@ -34,9 +33,10 @@ from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import from_dict
 from processor.funnel.vocabulary import CANONICAL_TYPES, DEFAULT_CHANNELS, NONE, OTHER
-from processor.metrics import FunnelMetrics
-from processor.settings import Settings
-from processor.stagecounts import StageCounts
+from processor.tools.breakdownstats import BY
+from processor.worker.breakdownmetrics import LAST_TOUCH_TYPES, BreakdownMetrics, series_count
+from processor.worker.metrics import FunnelMetrics
+from processor.worker.state.stagecounts import StageCounts
 
 FAMILIES = {
     "funnel_breakdown_entries_total",

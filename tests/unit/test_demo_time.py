@@ -16,9 +16,9 @@ from types import ModuleType
 import orjson
 import pytest
 
-from processor.definitions import PRESETS, load_preset
+from processor.config.definitions import PRESETS, load_preset
 from processor.funnel.timefmt import parse_time
-from processor.simgen import Config, generate, plan_for
+from processor.tools.simgen import Config, generate, plan_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86_400_000_000

@@ -8,7 +8,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from processor.faustsensor import LeanPrometheusMonitor
+from processor.worker.sensor import LeanPrometheusMonitor
 
 TOUCHPOINTS = [TP("funnel.touchpoints", 0), TP("funnel.touchpoints", 1), TP("funnel-processor-ticks", 0)]
 

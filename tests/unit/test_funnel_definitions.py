@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from processor.definitions import PRESETS, load_file, load_funnels, load_preset
+from processor.config.definitions import PRESETS, load_file, load_funnels, load_preset
 from processor.funnel.definition import DefinitionError, Funnel
 
 DROP = object()  # marks a key to leave out

@@ -3,7 +3,7 @@ after its arrival is dead-lettered as future_timestamp and changes nothing.
 
 The core check (`check_not_ahead`) takes the arrival time as an argument. A replay gives
 every line the arrival time --now; the worker gives a record its Kafka timestamp, never
-later than its wall clock (`processor.agents.arrival_us`). The broker side is
+later than its wall clock (`processor.worker.agent.arrival_us`). The broker side is
 tests/integration/test_worker_future_timestamps.py.
 """
 
@@ -23,8 +23,9 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from factories import DAY, T0, Touchpoints, micros
 
-from processor.agents import arrival_us
-from processor.definitions import PRESETS, load_funnels, load_preset
+from processor.cli.replay import run_replay
+from processor.config.definitions import PRESETS, load_funnels, load_preset
+from processor.config.schemas import validator
 from processor.funnel.timefmt import MAX_US, MIN_US, format_time, parse_time
 from processor.funnel.touchpoint import (
     DEFAULT_FUTURE_TOLERANCE_US,
@@ -34,9 +35,8 @@ from processor.funnel.touchpoint import (
     check_not_ahead,
     from_dict,
 )
-from processor.replay import run_replay
-from processor.schemas import validator
-from processor.simgen import Config, generate, plan_for
+from processor.tools.simgen import Config, generate, plan_for
+from processor.worker.agent import arrival_us
 
 US_PER_S = 1_000_000
 NOW = parse_time("2026-03-01T12:00:00Z")  # a fixed "now" for the replays below
@@ -91,7 +91,8 @@ def faust_message(timestamp: float | None) -> Any:
 
 
 def kafka_record(timestamp_ms: int) -> ConsumerRecord[bytes, bytes]:
-    """What processor/gaps.py fetches for records Faust left out: aiokafka's record, in milliseconds."""
+    """aiokafka's record, in milliseconds: what the worker fetches for records Faust left out
+    (processor/worker/patches/skippedrecords.py)."""
     return ConsumerRecord("touchpoints", 0, 7, timestamp_ms, 0, b"k", b"v", None, 1, 1, ())
 
 

@@ -8,14 +8,14 @@ import struct
 import pytest
 from factories import Touchpoints
 
-from processor.definitions import load_funnels
+from processor.config.definitions import load_funnels
 from processor.funnel.codec import encode_state
 from processor.funnel.engine import Engine
 from processor.funnel.journey import ContactState, next_deadline
 from processor.funnel.touchpoint import from_dict
-from processor.journeyentry import EntryFormatError, Layout, decode_entry, encode_entry, entry_summary
-from processor.journeystore import stored_by_partition
-from processor.stagecounts import StageCounts
+from processor.worker.state.entry import EntryFormatError, Layout, decode_entry, encode_entry, entry_summary
+from processor.worker.state.stagecounts import StageCounts
+from processor.worker.state.store import stored_by_partition
 
 FUNNELS = load_funnels(["quote-to-deal", "customer-journey"])
 LAYOUT = Layout(FUNNELS)

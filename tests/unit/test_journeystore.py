@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from factories import Touchpoints
 
-from processor.definitions import load_funnels
+from processor.config.definitions import load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
-from processor.journeyentry import Layout, decode_entry, encode_entry
-from processor.journeystore import JourneyStore, stored_by_partition
-from processor.stagecounts import StageCounts
+from processor.worker.state.entry import Layout, decode_entry, encode_entry
+from processor.worker.state.stagecounts import StageCounts
+from processor.worker.state.store import JourneyStore, stored_by_partition
 
 FUNNELS = load_funnels(["quote-to-deal"])
 LAYOUT = Layout(FUNNELS)

@@ -1,4 +1,7 @@
-"""processor/metadataretry.py: aiokafka's clients wait their retry backoff after a failed metadata update."""
+"""aiokafka's clients wait their retry backoff after a failed metadata update.
+
+The patch is processor/worker/patches/metadataretry.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import time
 
 from aiokafka.client import AIOKafkaClient
 
-from processor.metadataretry import back_off_failed_metadata_updates
+from processor.worker.patches.metadataretry import back_off_failed_metadata_updates
 
 
 def test_a_failed_metadata_update_waits_the_retry_backoff() -> None:

@@ -8,13 +8,13 @@ from typing import cast
 from factories import Touchpoints
 from prometheus_client import CollectorRegistry, generate_latest
 
-from processor.definitions import load_funnels
+from processor.config.definitions import load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
-from processor.journeyentry import Layout
-from processor.journeystore import JourneyStore
-from processor.metrics import FunnelMetrics
-from processor.stagecounts import StageCounts
+from processor.worker.metrics import FunnelMetrics
+from processor.worker.state.entry import Layout
+from processor.worker.state.stagecounts import StageCounts
+from processor.worker.state.store import JourneyStore
 
 FUNNELS = load_funnels(["quote-to-deal"])
 

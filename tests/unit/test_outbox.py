@@ -12,9 +12,9 @@ import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.streams import current_event
 
-from processor.batch import Batch, acting_for
-from processor.outbox import KafkaOutbox, default_partition
-from processor.tablewrites import BatchedTable
+from processor.worker.batch import Batch, acting_for
+from processor.worker.outbox import KafkaOutbox, default_partition
+from processor.worker.state.tablewrites import BatchedTable
 
 
 class FakeProducer:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from processor.cli import build_parser
-from processor.settings import documented
+from processor.config.settings import documented
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -94,7 +94,7 @@ def test_a_required_funnel_is_shown_as_required(name: str) -> None:
 def test_the_configuration_table_is_the_settings_table() -> None:
     rows = table_rows(section("Configuration"))
     assert [tuple(cell.replace("`", "") for cell in row) for row in rows] == documented(), (
-        "README's configuration table differs from processor/settings.py; its rows should read:\n"
+        "README's configuration table differs from processor/config/settings.py; its rows should read:\n"
         + "\n".join(f"| `{var}` | {_code(default)} | {meaning} |" for var, default, meaning in documented())
     )
 
@@ -106,7 +106,7 @@ def _code(default: str) -> str:
 def test_every_setting_says_what_it_means_in_worker_help() -> None:
     text = " ".join(commands()["worker"].format_help().split())
     for var, default, meaning in documented():
-        assert meaning, f"{var} has no meaning: give its _Var row in processor/settings.py a meaning"
+        assert meaning, f"{var} has no meaning: give its _Var row in processor/config/settings.py a meaning"
         assert f"{var} = {default} {meaning}" in text
 
 

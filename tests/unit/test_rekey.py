@@ -17,8 +17,8 @@ from test_outbox import FakeProducer, outbox_over
 
 from processor.funnel.formats import as_touchpoint
 from processor.funnel.touchpoint import from_dict
-from processor.rekey import timestamp_ms
-from processor.sourcemarks import SourceMarks, origin, source_headers
+from processor.worker.rekey import timestamp_ms
+from processor.worker.state.sourcemarks import SourceMarks, origin, source_headers
 
 
 def test_a_rekeyed_record_names_its_source_in_a_header() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from processor.schemas import validator
+from processor.config.schemas import validator
 
 TIMEOUT_S = 60
 

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from processor import report
-from processor.definitions import load_funnels
+from processor.cli import report
+from processor.config.definitions import load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.timefmt import format_time, parse_time
 from processor.funnel.touchpoint import from_dict
-from processor.funnelstats import DUPLICATE, SKIPPED, BadRecord, FunnelStats, plan
+from processor.tools.funnelstats import DUPLICATE, SKIPPED, BadRecord, FunnelStats, plan
 
 DAY = 86_400
 START = parse_time("2024-03-01T00:00:00Z")

@@ -16,12 +16,12 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from processor.deadletter import dead_letter, file_source, topic_source
-from processor.definitions import PRESET_DIR, PRESETS, load_funnels
+from processor.config.definitions import PRESET_DIR, PRESETS, load_funnels
+from processor.config.schemas import CURRENT, SCHEMA_DIR, first_error, schema_path, validator
+from processor.funnel.deadletter import dead_letter, file_source, topic_source
 from processor.funnel.engine import Engine
 from processor.funnel.outputs import DroppedOff, RecentTouch, StageTransitioned, TouchSummary, Trigger
 from processor.funnel.touchpoint import REASONS, from_dict
-from processor.schemas import CURRENT, SCHEMA_DIR, first_error, schema_path, validator
 
 NAMES = sorted(CURRENT)
 MIN_EXAMPLES = 3  # of each kind, per schema, so the example tests cannot pass on an empty folder

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from processor.definitions import PRESET_DIR, PRESETS, load_funnels
+from processor.config.definitions import PRESET_DIR, PRESETS, load_funnels
+from processor.config.settings import ENV_VARS, Secret, Settings, SettingsError
 from processor.funnel.definition import Breakdown
 from processor.funnel.timefmt import parse_time
-from processor.settings import ENV_VARS, Secret, Settings, SettingsError
 
 PASSWORD = "s3cr3t-hunter2"
 KEY_PASSWORD = "k3y-pass-phrase"

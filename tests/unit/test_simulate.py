@@ -17,14 +17,14 @@ from typing import Any
 import orjson
 import pytest
 
-from processor import simulate
-from processor.definitions import load_file, load_preset
+from processor.cli import simulate
+from processor.config.definitions import load_file, load_preset
+from processor.config.schemas import validator
 from processor.funnel.engine import Engine
 from processor.funnel.outputs import DroppedOff, Output, StageTransitioned
 from processor.funnel.timefmt import format_time, parse_time
 from processor.funnel.touchpoint import decode, from_dict
-from processor.schemas import validator
-from processor.simgen import Config, generate, plan_for
+from processor.tools.simgen import Config, generate, plan_for
 
 START = "2026-01-01T00:00:00Z"
 

@@ -1,7 +1,7 @@
 """A contact's journeys entry has a stated upper bound (SPEC: Bounds on input; README: State).
 
 Every string a state keeps has a maximum length since touchpoint schema 1-1-0, so the
-entry (header and state, `processor.journeyentry`) has a maximum size for a set of
+entry (header and state, `processor.worker.state.entry`) has a maximum size for a set of
 funnels: `Layout.max_entry_bytes`. The README states it for the four presets. Here the
 engine is driven with the longest values allowed everywhere (longest ids and types,
 channels and campaigns made of control characters, which JSON writes as 6-byte escapes;
@@ -21,11 +21,11 @@ from factories import MINUTE, Touchpoints
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS, load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.journey import RECENT, Limits, event_hash
 from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, MAX_EVENT_ID, MAX_TYPE, from_dict
-from processor.journeyentry import Layout, decode_entry, encode_entry
+from processor.worker.state.entry import Layout, decode_entry, encode_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNNELS = load_funnels(PRESETS)

@@ -2,7 +2,7 @@
 
 A hand-made corpus pins the dead-letter reason of each kind of bad record; hypothesis
 then generates records near every boundary and checks that decode accepts exactly what
-the schema validator accepts (the current version, `processor.schemas.CURRENT`). Two rules
+the schema validator accepts (the current version, `processor.config.schemas.CURRENT`). Two rules
 lie outside what the schema can express, so they are left out of the agreement and tested
 on their own: the 64 KiB limit on the record's bytes, and event times whose instant falls
 outside the years 0001-9999 in UTC. The bound on the future depends on when a record
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from processor.config.schemas import SCHEMA_DIR, validator
 from processor.funnel import touchpoint as tp
 from processor.funnel.touchpoint import MAX_RECORD_BYTES, Invalid, decode
-from processor.schemas import SCHEMA_DIR, validator
 
 DROP = object()  # marks a field to leave out of a record
 LIMITS = {"event_id": 128, "contact_id": 128, "type": 64}  # required strings: 1 to N characters

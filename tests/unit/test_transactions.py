@@ -1,4 +1,4 @@
-"""exactly_once support (processor/transactions.py, processor/outbox.FaustOutbox), against stand-ins,
+"""exactly_once support (processor/worker/transactions.py, processor/outbox.FaustOutbox), against stand-ins,
 and the faust-streaming internals it leans on: an upgrade that moves them fails here, loudly."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from faust.transport.consumer import Consumer, TopicPartitionGroup, TransactionM
 from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP
 
-from processor.outbox import FaustOutbox
-from processor.transactions import CLEAN_MARK, LocalTables, WholeBatchCommits
+from processor.worker.outbox import FaustOutbox
+from processor.worker.transactions import CLEAN_MARK, LocalTables, WholeBatchCommits
 
 
 class FakeConsumer:

@@ -1,0 +1,73 @@
+"""Records in flight between the agent and Kafka: the worker's unit of durability.
+
+The agent processes records one by one, but it waits for Kafka once per batch:
+
+1. Each record's outputs (and dead letters) are handed to the outbox as it is
+   processed (`processor.worker.outbox`), which sends them without waiting.
+2. Its new contact states stay staged in the partition's `JourneyStore`.
+3. When the batch is flushed: the outbox waits for every acknowledgement, then the staged
+   states are written to the journeys table (one write per contact, its latest
+   state), and only then are the batch's records acked to Faust, whose consumer
+   commits an input offset only once every record up to it is acked (and flushes
+   its producer, table changelogs included, before committing).
+
+So an input offset is never committed before its outputs are acknowledged and its
+states are in the table, and a state is never written before its outputs are
+acknowledged; a crash anywhere re-delivers the batch, which re-emits exact copies.
+
+Faust writes a table key to the changelog partition, and RocksDB store, of the
+event being processed (`faust.streams.current_event()`). A batch holds records of
+several partitions, so each partition's states are written while that partition's
+last record of the batch is made the current event (`acting_for`).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from faust.streams import _current_event
+
+from processor.funnel.journey import Attribution
+from processor.funnel.outputs import Output
+
+
+@contextmanager
+def acting_for(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event (for table writes) within the block, in this task."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class Batch:
+    """Records processed since the last flush, with what must happen before they are acked."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []  # Faust events, in processing order
+        self.last_of: dict[int, Any] = {}  # input partition -> its latest event in the batch
+        # Outputs, the clock (s) they left at, and their attributions (for the breakdown metrics).
+        self.counted: list[tuple[list[Output], float | None, list[Attribution]]] = []
+        self.opened = 0.0  # time.monotonic() of the first record
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, event: Any, partition: int) -> None:
+        if not self.records:
+            self.opened = time.monotonic()
+        self.records.append(event)
+        self.last_of[partition] = event
+
+    def age(self) -> float:
+        return time.monotonic() - self.opened if self.records else 0.0
+
+    def clear(self) -> None:
+        self.records = []
+        self.last_of = {}
+        self.counted = []

@@ -1,0 +1,259 @@
+"""Input keyed any way, re-keyed by contact: the worker's first step for Segment and Snowplow
+events, or for touchpoints with FUNNEL_INPUT_KEYED=any.
+
+    FUNNEL_TOPIC_TOUCHPOINTS (any key, any partition count)
+      -> Rekeyer: decode in FUNNEL_INPUT_FORMAT, refuse or skip, produce the touchpoint
+      -> {app_id}-touchpoints-by-contact (key contact_id, murmur2 partition, FUNNEL_PARTITIONS
+         partitions, co-partitioned with the journeys table)
+      -> JourneyAgent (processor/worker/agent.py), exactly as for touchpoints keyed by contact
+
+A record that becomes a touchpoint is produced as a native touchpoint (schemas/touchpoint)
+to the partition Kafka's default partitioner gives its contact. What this step keeps:
+
+- Nothing lost: a source record is acked to Faust, whose commit then covers it, only once
+  Kafka has acknowledged its re-keyed record (or its dead letter). A crash before that
+  reads it again and produces it again (a copy: see processor/worker/state/sourcemarks.py).
+- Order: a source partition is read in order, and each re-keyed partition gets its records
+  in that order, with no gap (`KafkaOutbox.put_in_order`). Kafka orders nothing across source
+  partitions, and neither can this: a contact's records keep their order when they sit in
+  one source partition (a topic keyed by user, or with one partition).
+- Arrival: the re-keyed record keeps the source record's timestamp. The bound on the future
+  is applied here, to the source record, so a refused record is dead-lettered as it came; the
+  journeys agent, measuring from the same timestamp, never refuses what passed here.
+- Dead letters name the source record's topic, partition and offset, and carry its key and
+  payload. Segment's identify, alias and group calls are counted (funnel_input_skipped_total)
+  and passed over.
+- Records Faust leaves out after taking on a partition are fetched and re-keyed first
+  (processor/worker/patches/skippedrecords.py), as the journeys agent does for its own input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP, ChannelT
+from prometheus_client import CollectorRegistry, Counter
+
+from processor.config.settings import Settings
+from processor.funnel.deadletter import dead_letter, topic_source
+from processor.funnel.eventmap import EventMapping
+from processor.funnel.formats import SKIPPED_CALLS, Skipped, as_touchpoint, decoder
+from processor.funnel.touchpoint import NOT_JSON, Invalid, check_not_ahead
+from processor.kafka.clients import rekeyed_topic
+from processor.worker.agent import arrival_us
+from processor.worker.app import aiokafka_connection
+from processor.worker.metrics import FunnelMetrics
+from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
+from processor.worker.patches.skippedrecords import WATCH_RECORDS, consumer_config, fetch_range, start_offset
+from processor.worker.state.sourcemarks import source_headers
+from processor.worker.transactions import WholeBatchCommits
+
+log = logging.getLogger(__name__)
+PLACEMENTS_KEPT = 200_000
+
+
+def timestamp_ms(message: Any) -> int | None:
+    """A record's Kafka timestamp in ms (faust gives seconds, aiokafka's ConsumerRecord ms); None if it has none."""
+    stamp = message.timestamp
+    if stamp is None or stamp < 0:
+        return None
+    return int(stamp) if isinstance(message, ConsumerRecord) else round(stamp * 1000)
+
+
+class Rekeyer:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        mapping: EventMapping,
+        metrics: FunnelMetrics,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.app, self.settings, self.metrics = app, settings, metrics
+        self.decode = decoder(settings.input_format, mapping)
+        self.target = rekeyed_topic(settings)
+        self.source = app.topic(settings.topic_touchpoints, key_serializer="raw", value_serializer="raw")
+        connection = aiokafka_connection(settings)
+        self._fetch_config = consumer_config(connection)
+        self.outbox: KafkaOutbox | FaustOutbox = (
+            FaustOutbox(app, settings.topic_touchpoints)  # exactly_once: in the source partition's transaction
+            if settings.processing_guarantee == "exactly_once"
+            else KafkaOutbox(connection, settings.partitions)
+        )
+        self.skipped = Counter(
+            "funnel_input_skipped",
+            "Input records of a known kind that are no touchpoint (Segment identify, alias, group), passed over",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in SKIPPED_CALLS:
+            self.skipped.labels(kind)
+        self.rekeyed = Counter(
+            "funnel_rekeyed_touchpoints", "Input records re-keyed by contact to the internal topic", registry=registry
+        )
+        self.pending: list[Any] = []  # events handled since the last flush, in order
+        self.opened = 0.0  # time.monotonic() of the first of them
+        self._lock = asyncio.Lock()
+        self.commits: WholeBatchCommits | None = None  # exactly_once: Faust commits between batches only
+        self._acker: faust.StreamT[bytes] | None = None
+        self._waiting: Any = None  # the stream's queue of fetched records
+        self._read_to: dict[TP, int] = {}  # source partition -> the offset after the last record taken
+        self._watch: dict[int, tuple[int | None, int]] = {}  # partition -> (next offset, records checked)
+        self._placement: dict[bytes, int] = {}  # contact id -> its re-keyed partition
+        app.agent(self.source, name="funnel-rekey")(self.process)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
+
+    async def process(self, stream: faust.StreamT[bytes]) -> None:
+        assert isinstance(stream, faust.Stream)
+        records = self._acker = stream.noack()
+        assert isinstance(records.channel, ChannelT)
+        self._waiting = records.channel.queue
+        await self.outbox.start()
+        if isinstance(self.outbox, FaustOutbox) and self.commits is None:
+            self.commits = WholeBatchCommits.of(self.app).join(self._lock, self.flush)
+        stale = asyncio.ensure_future(self._flush_when_stale())
+        try:
+            async for event in records.events():
+                async with self._lock:
+                    if self.commits is not None and not self.commits.open:
+                        continue  # exactly_once, transactions ended: delivered again after the rebalance
+                    message = event.message
+                    await self._recover_skipped(message)
+                    await self.forward(message)
+                    if not self.pending:
+                        self.opened = time.monotonic()
+                    self.pending.append(event)
+                    self._read_to[message.tp] = message.offset + 1
+                    if (
+                        len(self.pending) >= self.settings.batch_size
+                        or time.monotonic() - self.opened >= self.settings.batch_wait_s
+                        or self._nothing_waiting()
+                    ):
+                        await self.flush()
+        except Exception as exc:
+            await self._fail(exc)
+            raise
+        finally:
+            stale.cancel()
+            await self.outbox.stop()
+
+    async def forward(self, message: Any) -> None:
+        """Re-key one source record, or dead-letter it, or pass it over."""
+        raw = message.value
+        if raw is None:
+            await self.dead(NOT_JSON, "record has no value (a tombstone); an input record is a JSON object", message)
+            return
+        try:
+            tp = self.decode(raw)
+            check_not_ahead(tp, arrival_us(message, time.time()), self.settings.future_tolerance_us)
+        except Skipped as skipped:
+            self.skipped.labels(skipped.kind).inc()
+            return
+        except Invalid as bad:
+            await self.dead(bad.reason, bad.detail, message)
+            return
+        contact = tp.contact_id.encode()
+        partition = self._placement.get(contact)
+        if partition is None:  # murmur2 is pure Python: remembered per contact
+            if len(self._placement) >= PLACEMENTS_KEPT:
+                self._placement.clear()
+            partition = self._placement[contact] = default_partition(contact, self.settings.partitions)
+        headers = source_headers(message.topic, message.partition, message.offset)
+        value = orjson.dumps(as_touchpoint(tp))
+        await self.outbox.put_in_order(
+            self.target, partition, contact, value, timestamp_ms(message), headers, source=message.partition
+        )
+        self.rekeyed.inc()
+
+    async def dead(self, reason: str, detail: str, message: Any) -> None:
+        self.metrics.dead_letters.labels(reason).inc()
+        source = topic_source(message.topic, message.partition, message.offset)
+        letter = dead_letter(reason, detail, message.value or b"", source, message.key)
+        await self.outbox.put(
+            self.settings.topic_deadletter, message.key, orjson.dumps(letter), source=message.partition
+        )
+
+    async def flush(self) -> None:
+        """Await Kafka's acknowledgement of everything produced, then ack the source records to Faust."""
+        if not self.pending:
+            return
+        await self.outbox.delivered()  # raises if Kafka did not take them: the caller stops the worker
+        acker = self._acker
+        assert acker is not None
+        for event in self.pending:
+            await acker.ack(event)
+        self.pending = []
+
+    def caught_up(self) -> bool:
+        """Every source record read here is re-keyed and acknowledged, and none waits: the journeys
+        agent's idle clock waits for that too, or a backlog here could fire drop-offs early."""
+        return not self.pending and self._nothing_waiting()
+
+    def _nothing_waiting(self) -> bool:
+        """No source record fetched and not yet taken, none on the broker behind the partitions read."""
+        if self._waiting is not None and not self._waiting.empty():
+            return False
+        consumer = self.app.consumer
+        for tp, position in self._read_to.items():
+            try:
+                highwater = consumer.highwater(tp)
+            except (KeyError, AssertionError, TypeError, ValueError):
+                continue
+            if highwater is not None and highwater > position:
+                return False
+        return True
+
+    async def _flush_when_stale(self) -> None:
+        """Flush what the stream left waiting (while rebalancing or stopping, see JourneyAgent)."""
+        wait = self.settings.batch_wait_s
+        while True:
+            await asyncio.sleep(wait)
+            if self.pending and time.monotonic() - self.opened >= wait:
+                async with self._lock:
+                    try:
+                        await self.flush()
+                    except Exception as exc:
+                        await self._fail(exc)
+                        return
+
+    async def _fail(self, exc: BaseException) -> None:
+        """Stop the worker, leaving the unacked records for a new one to re-key again."""
+        log.error("the re-keying agent failed (%s): stopping; unacked records will be read again", type(exc).__name__)
+        self.pending = []
+        await self.app.crash(exc)
+
+    async def _recover_skipped(self, message: Any) -> None:
+        """Re-key first the records Faust left out just after taking on this partition (patches/skippedrecords.py)."""
+        partition, offset = message.partition, message.offset
+        expected, checked = self._watch.get(partition, (None, 0))
+        if checked >= WATCH_RECORDS:
+            return
+        self._watch[partition] = (offset + 1, checked + 1)
+        if expected is None:
+            expected = await start_offset(self._fetch_config, self.settings.app_id, message.topic, partition)
+        if offset <= expected:
+            return
+        missed = await fetch_range(self._fetch_config, message.topic, partition, expected, offset)
+        if missed:
+            log.warning(
+                "source partition %d: %d records before offset %d were not delivered; re-keying them",
+                partition,
+                len(missed),
+                offset,
+            )
+            self.metrics.recovered.inc(len(missed))
+        for record in missed:
+            await self.forward(record)
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        self._read_to.clear()
+        self._watch.clear()
+
+
+__all__ = ["Rekeyer", "timestamp_ms"]

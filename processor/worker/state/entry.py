@@ -1,0 +1,143 @@
+"""One journeys table entry: a fixed-size header, then the contact's state.
+
+A restarted worker rebuilds the timers and stage counts of every contact it holds
+(a million, say) before it processes a touchpoint. Decoding every state for that
+was most of the rebuild's time, so an entry starts with what the rebuild needs, at
+fixed places, and the state behind it is decoded only when the contact is touched:
+
+    format  1 byte    FORMAT; an entry in any other format is refused, never misread
+    offset  8 bytes   input offset of the last touchpoint applied to the contact, -1: none
+    layout  8 bytes   digest of the funnels the next two fields were computed for
+    due     8 bytes   the state's next stall deadline (µs), NO_DEADLINE: none
+    n       1 byte    funnels in that layout, then 2 bytes for each, in its order:
+                      0 not entered, else (stage index + 1) * 2 + (1 if dropped there)
+    state   the rest  `processor.funnel.codec`
+
+Integers are big-endian. The deadline and the stage slots depend on the funnel
+definitions (stall times, stage lists), so they are used only when the layout digest
+is the running worker's; an entry written under other definitions is decoded in
+full instead (the slow, always correct way) and rewritten in the current layout on
+its next change.
+
+Format 1, written by earlier builds, had no header: the 8-byte offset, then the state.
+Its first byte is 0 or 255 (offsets run from -1 up) and its state starts with `[`;
+such an entry is read like one of other definitions, so a store written by an earlier
+build is taken over, not refused.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Sequence
+from hashlib import blake2b
+
+import orjson
+
+from processor.funnel.codec import decode_state, encode_state, max_state_bytes
+from processor.funnel.definition import Funnel
+from processor.funnel.journey import ContactState, Limits, next_deadline
+from processor.worker.state.stagecounts import Key
+
+FORMAT = 2  # format 1 (before headers) started with the 8-byte offset: its first byte was 0 or 255
+NO_DEADLINE = -(2**63)
+_HEAD = struct.Struct(">Bq8sqB")  # format, offset, layout digest, due, n
+_V1_OFFSET = struct.Struct(">q")  # all a format-1 entry had before its state
+_SLOT_LIMIT = 2**15 - 1  # stage indexes a 2-byte slot holds
+
+
+class EntryFormatError(ValueError):
+    """Bytes in the journeys table that are not an entry this build can read."""
+
+
+class Layout:
+    """The funnels a worker runs, as entry headers record them."""
+
+    def __init__(self, funnels: Sequence[Funnel]) -> None:
+        self.funnels = tuple(funnels)
+        if len(self.funnels) > 255:
+            raise ValueError(f"an entry header holds at most 255 funnels, got {len(self.funnels)}")
+        for funnel in self.funnels:
+            if len(funnel.stages) >= _SLOT_LIMIT:
+                raise ValueError(f"funnel {funnel.name!r}: an entry header holds fewer than {_SLOT_LIMIT} stages")
+        described = [[f.name, list(f.stages), list(f.stall_after)] for f in self.funnels]
+        self.digest = blake2b(orjson.dumps(described), digest_size=8).digest()
+        self._names = tuple(f.name for f in self.funnels)
+        self._slots = struct.Struct(f">{len(self.funnels)}H")
+        self._header = struct.Struct(_HEAD.format + self._slots.format[1:])
+        self._keys: dict[bytes, list[Key]] = {}
+
+    def _codes(self, state: ContactState) -> list[int]:
+        positions = state.positions
+        return [
+            0 if (pos := positions.get(name)) is None else (pos.stage + 1) * 2 + pos.dropped for name in self._names
+        ]
+
+    def slots(self, state: ContactState) -> bytes:
+        """The header's stage slots for a state."""
+        return self._slots.pack(*self._codes(state))
+
+    def header(self, offset: int, state: ContactState) -> bytes:
+        due = next_deadline(state, self.funnels)
+        due_field = NO_DEADLINE if due is None else due
+        return self._header.pack(FORMAT, offset, self.digest, due_field, len(self._names), *self._codes(state))
+
+    def max_entry_bytes(self, limits: Limits) -> int:
+        """The most bytes an entry can take for these funnels: its header and the largest state."""
+        return self._header.size + max_state_bytes(self.funnels, limits)
+
+    def stage_keys(self, slots: bytes) -> list[Key]:
+        """The (funnel, stage, dropped) keys `StageCounts` counts for a contact with these slots."""
+        keys = self._keys.get(slots)
+        if keys is None:
+            keys = []
+            for funnel, code in zip(self.funnels, self._slots.unpack(slots), strict=True):
+                if code:
+                    keys.append((funnel.name, funnel.stages[code // 2 - 1], bool(code % 2)))
+            self._keys[slots] = keys
+        return keys
+
+    def stage_counts(self, slots: Counter[bytes]) -> Counter[Key]:
+        """Contacts per (funnel, stage, dropped), from how many contacts have each slots value."""
+        counts: Counter[Key] = Counter()
+        for held, contacts in slots.items():
+            for key in self.stage_keys(held):
+                counts[key] += contacts
+        return counts
+
+
+def encode_entry(offset: int, state: ContactState, layout: Layout) -> bytes:
+    return layout.header(offset, state) + encode_state(state)
+
+
+def _head(raw: bytes) -> tuple[int, bytes, int, int]:
+    """(offset, layout digest, due, where the state starts), or EntryFormatError."""
+    if len(raw) > _V1_OFFSET.size and raw[0] in (0, 255) and raw[_V1_OFFSET.size] == ord("["):
+        return _V1_OFFSET.unpack_from(raw)[0], b"", NO_DEADLINE, _V1_OFFSET.size  # format 1: no header
+    if not raw or raw[0] != FORMAT:
+        found = "empty" if not raw else f"first byte {raw[0]}"
+        raise EntryFormatError(
+            f"journeys entry: {found}; this build reads format {FORMAT} (a header) "
+            "and format 1 (an offset, then a state)"
+        )
+    try:
+        _, offset, digest, due, funnels = _HEAD.unpack_from(raw)
+    except struct.error:
+        raise EntryFormatError(f"journeys entry: {len(raw)} bytes, shorter than its header") from None
+    return offset, digest, due, _HEAD.size + 2 * funnels
+
+
+def decode_entry(raw: bytes) -> tuple[int, ContactState]:
+    """(input offset of the last touchpoint applied, state) of an entry in any layout."""
+    offset, _, _, start = _head(raw)
+    return offset, decode_state(raw[start:])
+
+
+def entry_summary(raw: bytes, layout: Layout) -> tuple[int | None, bytes]:
+    """(next deadline, stage slots in `layout`) of an entry: read from its header when it was
+    written in this layout, else worked out from its decoded state."""
+    _, digest, due, start = _head(raw)
+    if digest == layout.digest:
+        return (None if due == NO_DEADLINE else due), bytes(raw[_HEAD.size : start])
+    state = decode_state(raw[start:])
+    return next_deadline(state, layout.funnels), layout.slots(state)
