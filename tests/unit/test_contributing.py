@@ -1,4 +1,4 @@
-"""CONTRIBUTING.md and CHANGELOG.md against the repository, so they cannot point at what is gone.
+"""CONTRIBUTING.md, CHANGELOG.md and ARCHITECTURE.md against the repository, so they cannot point at what is gone.
 
 Every relative link and every repository path they name exists, every `make` target they
 name is one the Makefile has, every pytest marker they name is registered, and the
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ("CONTRIBUTING.md", "CHANGELOG.md")
+DOCS = ("CONTRIBUTING.md", "CHANGELOG.md", "ARCHITECTURE.md")
 TOP = ("processor/", "localbrokers/", "tests/", "bench/", "scripts/", "schemas/", "docs/", "deploy/", ".ci/")
 NAMED_FILES = re.compile(r"^[\w.-]+\.(md|toml|lock|py|yml)$")
 
