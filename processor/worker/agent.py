@@ -30,7 +30,6 @@ import gc
 import logging
 import time
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -57,6 +56,7 @@ from processor.worker.state.sourcemarks import SourceMarks, origin
 from processor.worker.state.stagecounts import StageCounts
 from processor.worker.state.store import Entry, JourneyStore, Stored, stored_by_partition
 from processor.worker.state.tablewrites import BatchedTable
+from processor.worker.task import PartitionClock, PartitionTask
 from processor.worker.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
@@ -88,17 +88,6 @@ def arrival_us(message: Any, wall_s: float) -> int:
     return min(ms * 1000, wall)
 
 
-@dataclass
-class PartitionClock:
-    """What a partition's idle clock needs, beyond its engine."""
-
-    latest: int | None = None  # largest occurred_at seen (µs)
-    wall_at_latest: float = 0.0  # wall time when `latest` was last raised
-    last_wall: float = 0.0  # wall time of the last touchpoint processed here
-    next_offset: int | None = None  # offset after the last touchpoint processed here
-    saved: tuple[int, float] | None = None  # what the clocks table holds
-
-
 class JourneyAgent:
     def __init__(
         self, app: faust.App, settings: Settings, funnels: Sequence[Funnel], registry: CollectorRegistry | None = None
@@ -119,8 +108,7 @@ class JourneyAgent:
         self.upstream: Any = None  # the re-keying step (processor/worker/rekey.py), if this worker runs one
         self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
         self._layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
-        self.stores: dict[int, JourneyStore] = {}
-        self.engines: dict[int, Engine] = {}
+        self.tasks: dict[int, PartitionTask] = {}  # input partition -> all it owns here (processor/worker/task.py)
         self.batch = Batch()
         self._lock = asyncio.Lock()  # one record, or one flush, at a time
         self._acker: faust.StreamT[bytes] | None = None
@@ -140,8 +128,6 @@ class JourneyAgent:
             if settings.processing_guarantee == "exactly_once"
             else KafkaOutbox(self._connection, settings.partitions)
         )
-        self._changelogs: dict[int, BatchedTable] = {}  # partition -> its journeys, written in batches
-        self.partition_clocks: dict[int, PartitionClock] = {}
         self.stage_counts = StageCounts(self.funnels)
         self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
         app.agent(self.source, name="funnel-journeys")(self.process)
@@ -205,8 +191,8 @@ class JourneyAgent:
             "the agent failed (%s): stopping; the records since the last commit will be processed again",
             type(exc).__name__,
         )
-        for store in self.stores.values():
-            store.discard()
+        for task in self.tasks.values():
+            task.store.discard()
         self.batch.clear()
         await self.app.crash(exc)
 
@@ -327,8 +313,8 @@ class JourneyAgent:
         except Invalid as ahead:  # before the engine: no state, clock, count or dedup memory changes
             await self.dead(ahead.reason, ahead.detail, message)
             return
-        engine = self.engine_for(partition)
-        store = self.stores[partition]
+        task = self.task_for(partition)
+        engine, store = task.engine, task.store
         source = None if self.marks is None else origin(message)
         copy = source is not None and self.marks is not None and self.marks.applied(partition, source)
         if copy or store.applied(tp.contact_id, message.offset):
@@ -346,7 +332,7 @@ class JourneyAgent:
                 self.metrics.late.inc()
         if source is not None and self.marks is not None:
             self.marks.note(partition, source)
-        clock = self.partition_clocks[partition]
+        clock = task.clock
         now = time.time()
         if clock.latest is None or tp.at > clock.latest:
             clock.latest, clock.wall_at_latest = tp.at, now
@@ -354,8 +340,8 @@ class JourneyAgent:
         await self.emit(partition, outputs)
 
     async def on_tick(self, partition: int) -> None:
-        engine = self.engine_for(partition)
-        clock = self.partition_clocks[partition]
+        task = self.task_for(partition)
+        engine, clock = task.engine, task.clock
         now = time.time()
         idle = clock.latest is not None and now - clock.last_wall >= self.settings.idle_after_s
         if idle and clock.latest is not None and await self._caught_up(partition, clock):
@@ -389,7 +375,7 @@ class JourneyAgent:
         for output in outputs:
             topic = transitions if output["kind"] == "transition" else dropoffs
             await outbox.put(topic, output["contact_id"].encode(), orjson.dumps(output), partition)
-        engine = self.engines[partition]
+        engine = self.tasks[partition].engine
         clock = engine.clock
         self.batch.counted.append((outputs, None if clock is None else clock / _US, engine.take_attributions()))
 
@@ -402,13 +388,14 @@ class JourneyAgent:
         for outputs, clock_s, attributions in batch.counted:
             self.metrics.count(outputs, clock_s, attributions)
         for partition, event in batch.last_of.items():
-            store = self.stores.get(partition)
-            if store is not None and store.staged:
+            task = self.tasks.get(partition)
+            if task is not None and task.store.staged:
                 with acting_for(event):
-                    self.stage_counts.apply(partition, store.commit())
+                    self.stage_counts.apply(partition, task.store.commit())
         written = await self.outbox.delivered()  # the states' changelog records
-        for changelog in self._changelogs.values():
-            changelog.persisted(written)
+        for task in self.tasks.values():
+            if task.changelog is not None:
+                task.changelog.persisted(written)
         if self.marks is not None:  # after the states: a mark never claims more than they hold
             for partition, event in batch.last_of.items():
                 with acting_for(event):
@@ -430,35 +417,44 @@ class JourneyAgent:
     # -- partitions and clocks ----------------------------------------------------
 
     def engine_for(self, partition: int) -> Engine:
-        engine = self.engines.get(partition)
-        if engine is None:
-            table: MutableMapping[bytes, bytes] = self.journeys
-            if isinstance(self.outbox, KafkaOutbox):
-                table = self._changelogs[partition] = BatchedTable(self.journeys, partition, self.outbox)
-            store = self.stores[partition] = JourneyStore(table, self._layout, cache=self._cache)
-            engine = self.engines[partition] = Engine(self.funnels, store, self.limits, attributed=True)
-            clock = self.partition_clocks[partition] = PartitionClock(last_wall=time.time())
-            if self.marks is not None:
-                self.marks.load(partition)
-            saved = self.clocks.get(b"%d" % partition)
-            if saved is not None:
-                # Only the idle clock starts from the saved time. The engine's event clock
-                # comes from the touchpoints Kafka delivers again after a restart: table
-                # recovery may hold contact states older than the saved time, and a clock
-                # ahead of them would fire stalls their next touchpoints had prevented.
-                latest, wall = orjson.loads(saved)
-                clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
-            started = time.monotonic()
-            stored = self._contacts_of(partition)
-            engine.add_timers(stored.timers)
-            self.stage_counts.rebuild(partition, stored.stages)
-            log.info(
-                "partition %d: %d contacts, timers rebuilt in %.2fs",
-                partition,
-                stored.contacts,
-                time.monotonic() - started,
-            )
-        return engine
+        return self.task_for(partition).engine
+
+    def task_for(self, partition: int) -> PartitionTask:
+        """The partition's task, created on its first record or tick after an assignment: its
+        store over the journeys table, its engine with the stored contacts' timers, its clock
+        from the clocks table, and its stage counts rebuilt from the entries' headers."""
+        task = self.tasks.get(partition)
+        if task is not None:
+            return task
+        table: MutableMapping[bytes, bytes] = self.journeys
+        changelog = None
+        if isinstance(self.outbox, KafkaOutbox):
+            table = changelog = BatchedTable(self.journeys, partition, self.outbox)
+        store = JourneyStore(table, self._layout, cache=self._cache)
+        engine = Engine(self.funnels, store, self.limits, attributed=True)
+        clock = PartitionClock(last_wall=time.time())
+        task = self.tasks[partition] = PartitionTask(partition, engine, store, changelog, clock)
+        if self.marks is not None:
+            self.marks.load(partition)
+        saved = self.clocks.get(b"%d" % partition)
+        if saved is not None:
+            # Only the idle clock starts from the saved time. The engine's event clock
+            # comes from the touchpoints Kafka delivers again after a restart: table
+            # recovery may hold contact states older than the saved time, and a clock
+            # ahead of them would fire stalls their next touchpoints had prevented.
+            latest, wall = orjson.loads(saved)
+            clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
+        started = time.monotonic()
+        stored = self._contacts_of(partition)
+        engine.add_timers(stored.timers)
+        self.stage_counts.rebuild(partition, stored.stages)
+        log.info(
+            "partition %d: %d contacts, timers rebuilt in %.2fs",
+            partition,
+            stored.contacts,
+            time.monotonic() - started,
+        )
+        return task
 
     def _contacts_of(self, partition: int) -> Stored:
         """The timers and stage counts of a partition's stored contacts, from one scan of the
@@ -475,7 +471,8 @@ class JourneyAgent:
         return self._contacts_by_partition.pop(partition, Stored.none())
 
     async def send_ticks(self) -> None:
-        lags = [time.time() - c.latest / _US for c in self.partition_clocks.values() if c.latest is not None]
+        clocks = [task.clock for task in self.tasks.values()]
+        lags = [time.time() - c.latest / _US for c in clocks if c.latest is not None]
         self.metrics.event_time_lag.set(max(lags, default=0.0))
         now = orjson.dumps(time.time())
         # With exactly_once, ticks go outside the transactions: a tick only nudges a clock, and
@@ -498,10 +495,7 @@ class JourneyAgent:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
             if tp.topic == self.input_topic:
-                self.engines.pop(tp.partition, None)
-                self.stores.pop(tp.partition, None)
-                self._changelogs.pop(tp.partition, None)
-                self.partition_clocks.pop(tp.partition, None)
+                self.tasks.pop(tp.partition, None)  # dropped whole: engine, store, changelog writer, clock
                 self.stage_counts.drop(tp.partition)
                 if self.marks is not None:
                     self.marks.drop(tp.partition)
