@@ -95,7 +95,11 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def check_connection(settings: Settings, timeout_s: float) -> None:
-    """TCP, then TLS, then SASL, as the settings ask, within `timeout_s`; the first step that fails raises."""
+    """TCP, then TLS, then SASL, as the settings ask, within `timeout_s`; the first step that fails raises.
+
+    Blocking, like the kafka-python clients it comes before: it runs its own event loop, so it is
+    not for a coroutine (the worker calls it before Faust starts).
+    """
     deadline = time.monotonic() + timeout_s
     address = _reachable(settings, deadline)
     protocol = settings.security_protocol
@@ -106,7 +110,10 @@ def check_connection(settings: Settings, timeout_s: float) -> None:
     try:
         asyncio.run(asyncio.wait_for(_handshake(settings, address, context, remaining), remaining))
     except TimeoutError:
-        step = "the TLS handshake and SASL authentication" if context else "SASL authentication"
+        steps = [
+            name for name, done in (("the TLS handshake", context), ("SASL authentication", "SASL" in protocol)) if done
+        ]
+        step = " and ".join(steps)
         raise BrokerUnavailable(
             settings,
             f"{address} accepted a connection but {step} did not end within "
@@ -150,12 +157,15 @@ async def _handshake(settings: Settings, address: str, context: ssl.SSLContext |
             security_protocol=settings.security_protocol,
             **sasl,
         )
+    except (TimeoutError, errors.KafkaTimeoutError):  # aiokafka's own timeout: reported by check_connection
+        raise TimeoutError from None
     except ssl.SSLCertVerificationError as exc:
         raise TlsFailed(_verification_failed(settings, address, exc)) from None
     except ssl.SSLError as exc:
         raise TlsFailed(
             f"TLS handshake with {address} failed ({exc.reason or exc}): is it a TLS listener "
-            f"(FUNNEL_SECURITY_PROTOCOL={settings.security_protocol})?"
+            f"(FUNNEL_SECURITY_PROTOCOL={settings.security_protocol}), and if it asks for a client certificate, "
+            "are FUNNEL_SSL_CERTFILE and FUNNEL_SSL_KEYFILE set?"
         ) from None
     except errors.UnsupportedSaslMechanismError:
         raise AuthenticationFailed(
