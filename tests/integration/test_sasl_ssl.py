@@ -219,3 +219,29 @@ def test_refused_credentials_end_the_worker_and_every_command_with_one_message(
         assert "FUNNEL_SASL_PASSWORD = ****" in run.stderr
     assert run.seconds < REFUSED_WITHIN_S  # also enforced by the subprocess timeout: no hang
     print(f"{command} / {failure}: exit {run.code} after {run.seconds:.1f} s: {run.messages[0]}")
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"FUNNEL_SASL_MECHANISM": "SCRAM-SHA-256"},
+            "the broker at {bootstrap} does not offer SASL SCRAM-SHA-256 (FUNNEL_SASL_MECHANISM) on this listener",
+        ),
+        (
+            {"FUNNEL_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "FUNNEL_SSL_CAFILE": ""},
+            "the broker at {bootstrap} dropped the connection while it was being set up as SASL_PLAINTEXT (",
+        ),
+    ],
+    ids=["mechanism not offered", "no TLS to the TLS listener"],
+)
+def test_a_mechanism_or_protocol_the_listener_does_not_speak_is_named(
+    broker: Any, sasl_ssl: Any, topics: Callable[..., Any], variables: dict[str, str], expected: str
+) -> None:
+    env = {**broker.env(topics(2)), **sasl_ssl.env(sasl_ssl.user), **variables}
+    run = cli(env, "topics", "check", timeout_s=REFUSED_WITHIN_S)
+    assert run.code == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.messages == [run.messages[0]] and run.messages[0].startswith(
+        "funnel-processor topics: " + expected.format(bootstrap=sasl_ssl.bootstrap)
+    ), run.stderr
+    assert sasl_ssl.users[sasl_ssl.user] not in run.stdout + run.stderr
