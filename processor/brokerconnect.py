@@ -29,6 +29,7 @@ from typing import Any
 from processor.settings import Settings
 
 CLIENT_ID = "funnel-processor-connect-check"
+CLOSE_WAIT_S = 2.0  # for the check's connection to close
 TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 # OpenSSL's verify codes for a chain that does not lead to a trusted CA
 # (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, _SELF_SIGNED_CERT_IN_CHAIN, _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
@@ -137,7 +138,7 @@ def _reachable(settings: Settings, deadline: float) -> str:
 
 async def _handshake(settings: Settings, address: str, context: ssl.SSLContext | None, timeout_s: float) -> None:
     from aiokafka import errors
-    from aiokafka.conn import create_conn
+    from aiokafka.conn import AIOKafkaConnection
 
     host, _, port = address.rpartition(":")
     sasl: dict[str, Any] = {}
@@ -147,16 +148,19 @@ async def _handshake(settings: Settings, address: str, context: ssl.SSLContext |
             "sasl_plain_username": settings.sasl_username,
             "sasl_plain_password": settings.sasl_password.reveal(),
         }
+    opened: list[bool] = []  # aiokafka calls on_close only for a connection that was made
+    conn = AIOKafkaConnection(
+        host.strip("[]"),
+        int(port),
+        client_id=CLIENT_ID,
+        request_timeout_ms=max(100, round(timeout_s * 1000)),
+        ssl_context=context,
+        security_protocol=settings.security_protocol,
+        on_close=lambda *_: opened.append(True),
+        **sasl,
+    )
     try:
-        conn = await create_conn(
-            host.strip("[]"),
-            int(port),
-            client_id=CLIENT_ID,
-            request_timeout_ms=max(100, round(timeout_s * 1000)),
-            ssl_context=context,
-            security_protocol=settings.security_protocol,
-            **sasl,
-        )
+        await conn.connect()
     except (TimeoutError, errors.KafkaTimeoutError):  # aiokafka's own timeout: reported by check_connection
         raise TimeoutError from None
     except ssl.SSLCertVerificationError as exc:
@@ -184,7 +188,12 @@ async def _handshake(settings: Settings, address: str, context: ssl.SSLContext |
             f"the broker at {address} dropped the connection while it was being set up as {protocol} "
             f"({str(exc) or type(exc).__name__}): is that a {protocol} listener (FUNNEL_SECURITY_PROTOCOL)?"
         ) from None
-    conn.close()
+    finally:
+        # The socket is closed only once the loop has run the close (a TLS one exchanges close_notify
+        # first); asyncio.run would otherwise end with it open. Bounded: a peer may never answer.
+        closed = conn.close()
+        if opened:
+            await asyncio.wait([closed], timeout=CLOSE_WAIT_S)
 
 
 def _verification_failed(settings: Settings, address: str, exc: ssl.SSLCertVerificationError) -> str:
