@@ -2,7 +2,8 @@
 
 Before Faust starts, the settings are validated and printed (secrets masked), the
 funnels are loaded, and the broker and topics are checked, so that a wrong value, an
-unreachable broker or a partition mismatch ends with one clear message, not a trace.
+unreachable broker, a certificate that does not verify, refused credentials or a
+partition mismatch ends with one clear message and exit code 2, not a trace.
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     if notice is not None:
         print(f"funnel-processor worker: {notice}", file=sys.stderr, flush=True)
     funnels = load_funnels(settings.funnels, settings.breakdowns)
-    try:
+    try:  # reaching the broker (TCP, TLS, SASL: processor/kafka/connect.py), then its topics
         problems = kafkaio.check_partitions(settings)
-    except kafkaio.BrokerUnavailable as exc:
+    except kafkaio.KafkaIOError as exc:
         return _fail(str(exc))
     if problems:
         return _fail("topics are not ready:\n  " + "\n  ".join(problems))

@@ -2,8 +2,10 @@
 
 Creating and checking the worker's topics, producing touchpoints (`simulate --to-topic`,
 tests) and reading output topics back (`report --from-topics`, tests). Each call opens
-its clients, does its work and closes them. A broker that cannot be reached within
-`connect_timeout_s` raises BrokerUnavailable naming the addresses, never a bare trace.
+its clients, does its work and closes them. Before a client is made, the connection is
+checked step by step (processor/kafka/connect.py): a broker that cannot be reached within
+`connect_timeout_s` raises BrokerUnavailable naming the addresses, a certificate that does
+not verify TlsFailed, refused credentials AuthenticationFailed; never a bare trace.
 
 Topic metadata comes from a consumer's metadata for all topics, so asking about a topic never
 creates it; and producing checks first that the topic exists, since brokers with
@@ -13,7 +15,6 @@ Needs kafka-python 3 (create_topics with raise_errors, wait_for_topics, bootstra
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,12 @@ from kafka.structs import TopicPartition
 
 from processor.config.settings import Settings
 from processor.funnel.formats import record_key
+from processor.kafka.connect import AuthenticationFailed as AuthenticationFailed
+from processor.kafka.connect import BrokerUnavailable as BrokerUnavailable
+from processor.kafka.connect import KafkaIOError as KafkaIOError
+from processor.kafka.connect import TlsFailed as TlsFailed
+from processor.kafka.connect import TlsFilesUnusable as TlsFilesUnusable
+from processor.kafka.connect import check_connection
 
 CONNECT_TIMEOUT_S = 10.0  # how long a client may try to reach the broker before BrokerUnavailable
 BEHIND_PATIENCE_S = 10.0  # read_topic: idle wait allowed while a partition is behind its end offset
@@ -35,16 +42,6 @@ POLL_MS = 200
 CLIENT_ID = "funnel-processor-tools"
 TABLES = ("journeys", "clocks")  # the worker's Faust tables: changelogs "{app_id}-{table}-changelog"
 _UNREACHABLE = (KafkaTimeoutError, KafkaConnectionError)
-
-
-class KafkaIOError(RuntimeError):
-    """The broker or its topics keep a command from working; the message says what to do."""
-
-
-class BrokerUnavailable(KafkaIOError):
-    def __init__(self, settings: Settings, detail: object) -> None:
-        hosts = ", ".join(settings.broker_hosts())
-        super().__init__(f"cannot reach the Kafka broker at {hosts} (FUNNEL_BROKER_URL): {detail}")
 
 
 class TopicMissing(KafkaIOError):
@@ -94,31 +91,14 @@ def all_topics(settings: Settings) -> list[str]:
     return [settings.topic_touchpoints, *rekeyed, *copartitioned_topics(settings), *output_topics(settings)]
 
 
-def _reachable(settings: Settings, timeout_s: float) -> None:
-    """BrokerUnavailable unless some bootstrap address accepts a TCP connection.
-
-    Checked before kafka-python is involved: a refused connection then fails at once with its
-    reason, and kafka-python 3.0 does not close the sockets of refused connection attempts.
-    """
-    deadline = time.monotonic() + timeout_s
-    reasons = []
-    for address in settings.broker_hosts():
-        host, _, port = address.rpartition(":")
-        try:
-            remaining = max(0.05, deadline - time.monotonic())
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=remaining):
-                return
-        except OSError as exc:
-            reasons.append(f"{address}: {exc.strerror or exc}")
-    raise BrokerUnavailable(settings, "; ".join(reasons))
-
-
 @contextmanager
 def _client(settings: Settings, make: Callable[..., Any], timeout_s: float, **extra: Any) -> Iterator[Any]:
-    """A connected kafka-python client; unreachable brokers and timeouts become BrokerUnavailable."""
+    """A connected kafka-python client, once the connection is checked (TCP, TLS, SASL); timeouts
+    after that become BrokerUnavailable."""
     config = {**settings.kafka_client_config(), "client_id": CLIENT_ID, **extra}
-    config["bootstrap_timeout_ms"] = round(timeout_s * 1000)
-    _reachable(settings, timeout_s)
+    started = time.monotonic()
+    check_connection(settings, timeout_s)
+    config["bootstrap_timeout_ms"] = round(max(1.0, timeout_s - (time.monotonic() - started)) * 1000)
     try:
         client = make(**config)
     except _UNREACHABLE as exc:

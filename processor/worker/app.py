@@ -5,25 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from aiokafka.helpers import create_ssl_context
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.base import BlueprintManager
 
 from processor.config.settings import Settings
+from processor.kafka.connect import ssl_context
 
 FETCH_WAIT_ATTR = "funnel_fetch_max_wait_s"
-
-
-def ssl_context(settings: Settings) -> Any:
-    """The TLS context for SSL and SASL_SSL, else None."""
-    if settings.security_protocol not in ("SSL", "SASL_SSL"):
-        return None
-    return create_ssl_context(
-        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
-        certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
-        keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-        password=settings.ssl_key_password.reveal() if settings.ssl_key_password else None,
-    )
 
 
 def aiokafka_connection(settings: Settings) -> dict[str, Any]:
