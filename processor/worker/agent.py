@@ -47,7 +47,8 @@ from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
 from processor.kafka.clients import input_topic
 from processor.worker.app import aiokafka_connection
-from processor.worker.batch import Batch, acting_for
+from processor.worker.batch import Batch
+from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.worker.patches.skippedrecords import WATCH_RECORDS, consumer_config, fetch_range, start_offset
@@ -130,6 +131,7 @@ class JourneyAgent:
         )
         self.stage_counts = StageCounts(self.funnels)
         self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
+        self.checkpoint = Checkpoint(self.outbox, self.metrics, self.stage_counts, self.marks)
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
@@ -380,31 +382,8 @@ class JourneyAgent:
         self.batch.counted.append((outputs, None if clock is None else clock / _US, engine.take_attributions()))
 
     async def flush(self) -> None:
-        """Await the batch's acknowledgements, write its states, then ack its records to Faust."""
-        batch = self.batch
-        if not batch.records:
-            return
-        await self.outbox.delivered()  # raises if Kafka did not take them: the caller stops the worker
-        for outputs, clock_s, attributions in batch.counted:
-            self.metrics.count(outputs, clock_s, attributions)
-        for partition, event in batch.last_of.items():
-            task = self.tasks.get(partition)
-            if task is not None and task.store.staged:
-                with acting_for(event):
-                    self.stage_counts.apply(partition, task.store.commit())
-        written = await self.outbox.delivered()  # the states' changelog records
-        for task in self.tasks.values():
-            if task.changelog is not None:
-                task.changelog.persisted(written)
-        if self.marks is not None:  # after the states: a mark never claims more than they hold
-            for partition, event in batch.last_of.items():
-                with acting_for(event):
-                    self.marks.save(partition)
-        acker = self._acker
-        assert acker is not None
-        for event in batch.records:
-            await acker.ack(event)
-        batch.clear()
+        """Make the batch durable, in the order `processor.worker.checkpoint` gives."""
+        await self.checkpoint.commit(self.batch, self.tasks, self._acker)
 
     async def dead(self, reason: str, detail: str, message: Any) -> None:
         self.metrics.dead_letters.labels(reason).inc()
