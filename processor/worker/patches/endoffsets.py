@@ -26,13 +26,14 @@ log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 5.0
 
 
-async def fetched_highwaters(bootstrap: list[str], short: Mapping[TP, int]) -> dict[TP, int]:
-    """High watermarks from fetch responses, never below the `short` ones given."""
+async def fetched_highwaters(connection: Mapping[str, Any], short: Mapping[TP, int]) -> dict[TP, int]:
+    """High watermarks from fetch responses, never below the `short` ones given. `connection`: the
+    worker's aiokafka connection (brokers, security, credentials: processor/worker/app.py)."""
     result = dict(short)
     todo = [tp for tp, offset in short.items() if offset]
     if not todo:
         return result
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
+    probe = AIOKafkaConsumer(**connection, enable_auto_commit=False, fetch_max_wait_ms=50)
     await probe.start()
     try:
         probe.assign(todo)
@@ -51,8 +52,9 @@ async def fetched_highwaters(bootstrap: list[str], short: Mapping[TP, int]) -> d
     return result
 
 
-def take_end_offsets_from_fetch() -> None:
-    """Patch faust's changelog highwater lookup (faust-streaming 0.15) to use fetched values."""
+def take_end_offsets_from_fetch(connection: Mapping[str, Any]) -> None:
+    """Patch faust's changelog highwater lookup (faust-streaming 0.15) to use fetched values, read
+    over the worker's own connection (its SASL and TLS settings included)."""
     thread = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread, "_funnel_end_offsets_from_fetch", False):
         return
@@ -62,8 +64,7 @@ def take_end_offsets_from_fetch() -> None:
         short = await original(self, list(partitions))
         if self.consumer.in_transaction:
             return short
-        bootstrap = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
-        return await fetched_highwaters(bootstrap, short)
+        return await fetched_highwaters(connection, short)
 
     setattr(thread, "_highwaters", _highwaters)  # noqa: B010 - a deliberate, named patch
     setattr(thread, "_funnel_end_offsets_from_fetch", True)  # noqa: B010
