@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, MutableMapping, Sequence
+from typing import Literal
 
 from processor.funnel.definition import Funnel
 from processor.funnel.journey import (
@@ -31,6 +32,11 @@ from processor.funnel.journey import (
 )
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import Touchpoint
+
+Verdict = Literal["in_order", "late", "duplicate"]
+IN_ORDER: Verdict = "in_order"
+LATE: Verdict = "late"
+DUPLICATE: Verdict = "duplicate"
 
 
 class Engine:
@@ -59,15 +65,22 @@ class Engine:
 
     def observe(self, tp: Touchpoint) -> list[Output]:
         """Advance the clock to the touchpoint, fire what is due, then apply it."""
+        return self.apply(tp)[0]
+
+    def apply(self, tp: Touchpoint) -> tuple[list[Output], Verdict]:
+        """`observe`, also saying what the touchpoint was: IN_ORDER, LATE (older than the latest
+        one seen before it; applied all the same) or DUPLICATE (ignored)."""
         state = self.store.get(tp.contact_id)
         digest = event_hash(tp.event_id)
         if is_duplicate(state, digest, self.limits):
             self.duplicates += 1
-            return []
+            return [], DUPLICATE
+        verdict: Verdict = IN_ORDER
         if self.latest is None or tp.at >= self.latest:
             self.latest = tp.at
         else:
             self.late += 1
+            verdict = LATE
         if self.clock is None or tp.at > self.clock:
             self.clock = tp.at
         outputs = self._fire_due() if self._timers and self._timers[0][0] < self.clock else []
@@ -83,8 +96,8 @@ class Engine:
                 heapq.heappush(self._timers, (due, tp.contact_id))
         if outputs:
             outputs.extend(produced)
-            return outputs
-        return produced
+            return outputs, verdict
+        return produced, verdict
 
     def advance_to(self, clock: int) -> list[Output]:
         """Move the clock forward (never back) and fire every deadline it passes."""

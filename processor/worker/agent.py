@@ -41,7 +41,7 @@ from prometheus_client import CollectorRegistry
 from processor.config.settings import Settings
 from processor.funnel.deadletter import dead_letter, topic_source
 from processor.funnel.definition import Funnel
-from processor.funnel.engine import Engine
+from processor.funnel.engine import DUPLICATE, LATE, Engine
 from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
@@ -324,13 +324,12 @@ class JourneyAgent:
             self.metrics.redelivered.inc()
             outputs = engine.advance_to(tp.at)
         else:
-            duplicates, late = engine.duplicates, engine.late
-            outputs = engine.observe(tp)
+            outputs, verdict = engine.apply(tp)
             store.mark_applied(tp.contact_id, message.offset)
             self.metrics.touchpoints.inc()
-            if engine.duplicates > duplicates:
+            if verdict == DUPLICATE:
                 self.metrics.duplicates.inc()
-            if engine.late > late:
+            elif verdict == LATE:
                 self.metrics.late.inc()
         if source is not None and self.marks is not None:
             self.marks.note(partition, source)

@@ -1,0 +1,40 @@
+"""The engine says what each touchpoint was (in order, late, duplicate), so the worker counts
+its metrics from that answer rather than by diffing the engine's counters."""
+
+from __future__ import annotations
+
+from processor.config.definitions import load_funnels
+from processor.funnel.engine import DUPLICATE, IN_ORDER, LATE, Engine
+from processor.funnel.touchpoint import decode
+
+
+def touchpoint(event_id: str, contact: str, kind: str, when: str) -> bytes:
+    return (f'{{"event_id":"{event_id}","contact_id":"{contact}","type":"{kind}","occurred_at":"{when}"}}').encode()
+
+
+def test_in_order_late_and_duplicate_are_told_apart_and_counted_alike() -> None:
+    engine = Engine(load_funnels(["b2b-sales"]))
+    first = decode(touchpoint("e1", "c1", "page_view", "2026-01-02T00:00:00Z"))
+    outputs, verdict = engine.apply(first)
+    assert verdict == IN_ORDER and outputs  # the contact enters the funnel
+
+    earlier = decode(touchpoint("e2", "c2", "page_view", "2026-01-01T00:00:00Z"))
+    outputs, verdict = engine.apply(earlier)
+    assert verdict == LATE and outputs  # older than the latest seen, applied all the same
+
+    outputs, verdict = engine.apply(first)
+    assert verdict == DUPLICATE and outputs == []
+
+    assert (engine.duplicates, engine.late) == (1, 1)  # the counters the replay summary prints agree
+
+
+def test_observe_is_apply_without_the_verdict() -> None:
+    a, b = Engine(load_funnels(["b2b-sales"])), Engine(load_funnels(["b2b-sales"]))
+    lines = [
+        touchpoint("e1", "c1", "page_view", "2026-01-02T00:00:00Z"),
+        touchpoint("e2", "c1", "demo_requested", "2026-01-03T00:00:00Z"),
+        touchpoint("e2", "c1", "demo_requested", "2026-01-03T00:00:00Z"),
+    ]
+    for line in lines:
+        tp = decode(line)
+        assert a.observe(tp) == b.apply(tp)[0]
