@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
     back_off_failed_metadata_updates()
     if settings.end_offsets_from_fetch == "true":
-        from processor.worker.app import aiokafka_connection
+        from processor.kafka.connect import aiokafka_connection
         from processor.worker.patches.endoffsets import take_end_offsets_from_fetch
 
         take_end_offsets_from_fetch(aiokafka_connection(settings))

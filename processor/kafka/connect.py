@@ -95,6 +95,27 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+def aiokafka_connection(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for aiokafka clients (the worker's own producers and consumers, the
+    end-offsets probe, the gap reads): brokers, security, credentials. Faust's clients get the
+    same from `processor.worker.app`, kafka-python's from `Settings.kafka_client_config`."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.broker_hosts(),
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism is not None:
+        assert settings.sasl_password is not None
+        config.update(
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password.reveal(),
+        )
+    context = ssl_context(settings)
+    if context is not None:
+        config["ssl_context"] = context
+    return config
+
+
 def check_connection(settings: Settings, timeout_s: float) -> None:
     """TCP, then TLS, then SASL, as the settings ask, within `timeout_s`; the first step that fails raises.
 

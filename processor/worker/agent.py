@@ -46,7 +46,7 @@ from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
 from processor.kafka.clients import input_topic
-from processor.worker.app import aiokafka_connection
+from processor.kafka.connect import aiokafka_connection
 from processor.worker.batch import Batch
 from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics

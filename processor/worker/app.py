@@ -14,25 +14,6 @@ from processor.kafka.connect import ssl_context
 FETCH_WAIT_ATTR = "funnel_fetch_max_wait_s"
 
 
-def aiokafka_connection(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for the worker's own aiokafka clients: brokers, security, credentials."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.broker_hosts(),
-        "security_protocol": settings.security_protocol,
-    }
-    if settings.sasl_mechanism is not None:
-        assert settings.sasl_password is not None
-        config.update(
-            sasl_mechanism=settings.sasl_mechanism,
-            sasl_plain_username=settings.sasl_username,
-            sasl_plain_password=settings.sasl_password.reveal(),
-        )
-    context = ssl_context(settings)
-    if context is not None:
-        config["ssl_context"] = context
-    return config
-
-
 def _credentials(settings: Settings) -> Any:
     protocol = settings.security_protocol
     if protocol == "PLAINTEXT":

@@ -46,8 +46,8 @@ from processor.funnel.eventmap import EventMapping
 from processor.funnel.formats import SKIPPED_CALLS, Skipped, as_touchpoint, decoder
 from processor.funnel.touchpoint import NOT_JSON, Invalid, check_not_ahead
 from processor.kafka.clients import rekeyed_topic
+from processor.kafka.connect import aiokafka_connection
 from processor.worker.agent import arrival_us
-from processor.worker.app import aiokafka_connection
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.worker.patches.skippedrecords import WATCH_RECORDS, consumer_config, fetch_range, start_offset

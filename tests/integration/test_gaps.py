@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processor.kafka import clients as kafkaio
-from processor.worker.app import aiokafka_connection
+from processor.kafka.connect import aiokafka_connection
 from processor.worker.patches.skippedrecords import consumer_config, fetch_range, start_offset
 
 

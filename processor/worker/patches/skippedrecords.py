@@ -24,7 +24,7 @@ FETCH_TIMEOUT_S = 10.0
 
 
 def consumer_config(connection: dict[str, Any], *, committed_only: bool = False) -> dict[str, Any]:
-    """A plain consumer's configuration, from `processor.worker.app.aiokafka_connection`; with committed_only,
+    """A plain consumer's configuration, from `processor.kafka.connect.aiokafka_connection`; with committed_only,
     it reads as Faust's consumer does under exactly_once (records of aborted transactions left out)."""
     isolation = "read_committed" if committed_only else "read_uncommitted"
     return {**connection, "enable_auto_commit": False, "fetch_max_wait_ms": 50, "isolation_level": isolation}
