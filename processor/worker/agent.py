@@ -51,7 +51,7 @@ from processor.worker.batch import Batch
 from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
-from processor.worker.patches.skippedrecords import WATCH_RECORDS, consumer_config, fetch_range, start_offset
+from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config, skip_in_commits
 from processor.worker.state.entry import Layout
 from processor.worker.state.sourcemarks import SourceMarks, origin
 from processor.worker.state.stagecounts import StageCounts
@@ -117,12 +117,12 @@ class JourneyAgent:
         self._placement: dict[bytes, int] = {}  # contact id -> its partition
         self._read_to: dict[TP, int] = {}  # input partition -> the offset after the last record taken
         self._contacts_by_partition: dict[int, Stored] | None = None  # one table scan per rebalance
-        self._watch: dict[int, tuple[int | None, int]] = {}  # partition -> (next offset, records checked)
         self._connection = aiokafka_connection(settings)
         # The records a gap read fetches are the ones Faust's consumer would deliver: with
         # exactly_once, committed ones only (aborted records and markers are skipped).
         committed_only = settings.processing_guarantee == "exactly_once"
-        self._fetch_config = consumer_config(self._connection, committed_only=committed_only)
+        fetch_config = consumer_config(self._connection, committed_only=committed_only)
+        self.gaps = SkippedWatch(fetch_config, settings.app_id, lambda: app.consumer, "processing")
         self._ticks_seen: set[int] = set()  # ticks partitions with a record since the last rebalance
         self.outbox: KafkaOutbox | FaustOutbox = (
             FaustOutbox(app, self.input_topic)  # exactly_once: outputs join the input's transactions
@@ -232,32 +232,9 @@ class JourneyAgent:
                         return
 
     async def on_touchpoint(self, message: Any) -> None:
-        await self._recover_skipped(message)
+        # First the records Faust left out just after taking on this partition (patches/skippedrecords.py).
+        self.metrics.recovered.inc(await self.gaps.recover(message, self._apply))
         await self._apply(message)
-
-    async def _recover_skipped(self, message: Any) -> None:
-        """Process records Faust left out just after taking on this partition (patches/skippedrecords.py)."""
-        partition, offset = message.partition, message.offset
-        expected, checked = self._watch.get(partition, (None, 0))
-        if checked >= WATCH_RECORDS:
-            return
-        self._watch[partition] = (offset + 1, checked + 1)
-        if expected is None:  # the partition's first record here: from where the group starts
-            expected = await start_offset(self._fetch_config, self.settings.app_id, message.topic, partition)
-        if offset <= expected:
-            return
-        missed = await fetch_range(self._fetch_config, message.topic, partition, expected, offset)
-        if missed:
-            log.warning(
-                "partition %d: %d records before offset %d were not delivered; processing them",
-                partition,
-                len(missed),
-                offset,
-            )
-            self.metrics.recovered.inc(len(missed))
-        for record in missed:
-            await self._apply(record)
-        await self._skip_in_commits(message.tp, expected, offset)
 
     async def _first_tick(self, message: Any) -> None:
         """A ticks partition's first record since the rebalance may come after offsets its consumer
@@ -269,19 +246,7 @@ class JourneyAgent:
         consumer: Any = self.app.consumer
         committed = consumer._committed_offset.get(message.tp)  # noqa: SLF001 -- faust internal, README Design
         if committed is not None:
-            await self._skip_in_commits(message.tp, committed, message.offset)
-
-    async def _skip_in_commits(self, tp: TP, start: int, end: int) -> None:
-        """Let Faust commit past offsets start..end-1, which its consumer did not deliver but that are
-        taken care of (processed from a gap read, or nothing to process).
-
-        Faust records such a gap only between two records it delivered, not between the committed
-        offset and a partition's first record: without this it never again commits that
-        partition's offsets (with exactly_once its transactions then time out, fencing the worker).
-        """
-        if end - start > 1:
-            consumer: Any = self.app.consumer
-            await consumer._add_gap(tp, start, end - 1)  # noqa: SLF001 -- faust internal, README Design
+            await skip_in_commits(consumer, message.tp, committed, message.offset)
 
     async def _apply(self, message: Any) -> None:
         partition, raw, key = message.partition, message.value, message.key
@@ -480,5 +445,5 @@ class JourneyAgent:
         self._cache.clear()
         self._read_to.clear()
         self._contacts_by_partition = None
-        self._watch.clear()
+        self.gaps.clear()
         self._ticks_seen.clear()

@@ -50,7 +50,7 @@ from processor.kafka.connect import aiokafka_connection
 from processor.worker.agent import arrival_us
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
-from processor.worker.patches.skippedrecords import WATCH_RECORDS, consumer_config, fetch_range, start_offset
+from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config
 from processor.worker.state.sourcemarks import source_headers
 from processor.worker.transactions import WholeBatchCommits
 
@@ -80,7 +80,7 @@ class Rekeyer:
         self.target = rekeyed_topic(settings)
         self.source = app.topic(settings.topic_touchpoints, key_serializer="raw", value_serializer="raw")
         connection = aiokafka_connection(settings)
-        self._fetch_config = consumer_config(connection)
+        self.gaps = SkippedWatch(consumer_config(connection), settings.app_id, lambda: app.consumer, "re-keying")
         self.outbox: KafkaOutbox | FaustOutbox = (
             FaustOutbox(app, settings.topic_touchpoints)  # exactly_once: in the source partition's transaction
             if settings.processing_guarantee == "exactly_once"
@@ -104,7 +104,6 @@ class Rekeyer:
         self._acker: faust.StreamT[bytes] | None = None
         self._waiting: Any = None  # the stream's queue of fetched records
         self._read_to: dict[TP, int] = {}  # source partition -> the offset after the last record taken
-        self._watch: dict[int, tuple[int | None, int]] = {}  # partition -> (next offset, records checked)
         self._placement: dict[bytes, int] = {}  # contact id -> its re-keyed partition
         app.agent(self.source, name="funnel-rekey")(self.process)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
@@ -124,7 +123,8 @@ class Rekeyer:
                     if self.commits is not None and not self.commits.open:
                         continue  # exactly_once, transactions ended: delivered again after the rebalance
                     message = event.message
-                    await self._recover_skipped(message)
+                    # First the records Faust left out just after taking on this partition.
+                    self.metrics.recovered.inc(await self.gaps.recover(message, self.forward))
                     await self.forward(message)
                     if not self.pending:
                         self.opened = time.monotonic()
@@ -228,32 +228,9 @@ class Rekeyer:
         self.pending = []
         await self.app.crash(exc)
 
-    async def _recover_skipped(self, message: Any) -> None:
-        """Re-key first the records Faust left out just after taking on this partition (patches/skippedrecords.py)."""
-        partition, offset = message.partition, message.offset
-        expected, checked = self._watch.get(partition, (None, 0))
-        if checked >= WATCH_RECORDS:
-            return
-        self._watch[partition] = (offset + 1, checked + 1)
-        if expected is None:
-            expected = await start_offset(self._fetch_config, self.settings.app_id, message.topic, partition)
-        if offset <= expected:
-            return
-        missed = await fetch_range(self._fetch_config, message.topic, partition, expected, offset)
-        if missed:
-            log.warning(
-                "source partition %d: %d records before offset %d were not delivered; re-keying them",
-                partition,
-                len(missed),
-                offset,
-            )
-            self.metrics.recovered.inc(len(missed))
-        for record in missed:
-            await self.forward(record)
-
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         self._read_to.clear()
-        self._watch.clear()
+        self.gaps.clear()
 
 
 __all__ = ["Rekeyer", "timestamp_ms"]
