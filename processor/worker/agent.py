@@ -29,7 +29,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -52,12 +52,9 @@ from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config, skip_in_commits
-from processor.worker.state.entry import Layout
 from processor.worker.state.sourcemarks import SourceMarks, origin
 from processor.worker.state.stagecounts import StageCounts
-from processor.worker.state.store import Entry, JourneyStore, Stored, stored_by_partition
-from processor.worker.state.tablewrites import BatchedTable
-from processor.worker.task import PartitionClock, PartitionTask
+from processor.worker.task import PartitionClock, Tasks
 from processor.worker.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
@@ -107,16 +104,12 @@ class JourneyAgent:
         # Re-keyed input: the source records applied per partition, so a copy is never applied twice.
         self.marks = SourceMarks(self.clocks) if settings.rekeyed else None
         self.upstream: Any = None  # the re-keying step (processor/worker/rekey.py), if this worker runs one
-        self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
-        self._layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
-        self.tasks: dict[int, PartitionTask] = {}  # input partition -> all it owns here (processor/worker/task.py)
         self.batch = Batch()
         self._lock = asyncio.Lock()  # one record, or one flush, at a time
         self._acker: faust.StreamT[bytes] | None = None
         self.commits: WholeBatchCommits | None = None  # exactly_once: Faust commits between batches only
         self._placement: dict[bytes, int] = {}  # contact id -> its partition
         self._read_to: dict[TP, int] = {}  # input partition -> the offset after the last record taken
-        self._contacts_by_partition: dict[int, Stored] | None = None  # one table scan per rebalance
         self._connection = aiokafka_connection(settings)
         # The records a gap read fetches are the ones Faust's consumer would deliver: with
         # exactly_once, committed ones only (aborted records and markers are skipped).
@@ -132,6 +125,16 @@ class JourneyAgent:
         self.stage_counts = StageCounts(self.funnels)
         self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
         self.checkpoint = Checkpoint(self.outbox, self.metrics, self.stage_counts, self.marks)
+        self.tasks = Tasks(
+            self.funnels,
+            self.limits,
+            self.journeys,
+            self.clocks,
+            self.outbox,
+            self.stage_counts,
+            self.marks,
+            settings.partitions,
+        )
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
@@ -280,7 +283,7 @@ class JourneyAgent:
         except Invalid as ahead:  # before the engine: no state, clock, count or dedup memory changes
             await self.dead(ahead.reason, ahead.detail, message)
             return
-        task = self.task_for(partition)
+        task = self.tasks.for_partition(partition)
         engine, store = task.engine, task.store
         source = None if self.marks is None else origin(message)
         copy = source is not None and self.marks is not None and self.marks.applied(partition, source)
@@ -306,7 +309,7 @@ class JourneyAgent:
         await self.emit(partition, outputs)
 
     async def on_tick(self, partition: int) -> None:
-        task = self.task_for(partition)
+        task = self.tasks.for_partition(partition)
         engine, clock = task.engine, task.clock
         now = time.time()
         idle = clock.latest is not None and now - clock.last_wall >= self.settings.idle_after_s
@@ -360,58 +363,7 @@ class JourneyAgent:
     # -- partitions and clocks ----------------------------------------------------
 
     def engine_for(self, partition: int) -> Engine:
-        return self.task_for(partition).engine
-
-    def task_for(self, partition: int) -> PartitionTask:
-        """The partition's task, created on its first record or tick after an assignment: its
-        store over the journeys table, its engine with the stored contacts' timers, its clock
-        from the clocks table, and its stage counts rebuilt from the entries' headers."""
-        task = self.tasks.get(partition)
-        if task is not None:
-            return task
-        table: MutableMapping[bytes, bytes] = self.journeys
-        changelog = None
-        if isinstance(self.outbox, KafkaOutbox):
-            table = changelog = BatchedTable(self.journeys, partition, self.outbox)
-        store = JourneyStore(table, self._layout, cache=self._cache)
-        engine = Engine(self.funnels, store, self.limits, attributed=True)
-        clock = PartitionClock(last_wall=time.time())
-        task = self.tasks[partition] = PartitionTask(partition, engine, store, changelog, clock)
-        if self.marks is not None:
-            self.marks.load(partition)
-        saved = self.clocks.get(b"%d" % partition)
-        if saved is not None:
-            # Only the idle clock starts from the saved time. The engine's event clock
-            # comes from the touchpoints Kafka delivers again after a restart: table
-            # recovery may hold contact states older than the saved time, and a clock
-            # ahead of them would fire stalls their next touchpoints had prevented.
-            latest, wall = orjson.loads(saved)
-            clock.latest, clock.wall_at_latest, clock.saved = latest, wall, (latest, wall)
-        started = time.monotonic()
-        stored = self._contacts_of(partition)
-        engine.add_timers(stored.timers)
-        self.stage_counts.rebuild(partition, stored.stages)
-        log.info(
-            "partition %d: %d contacts, timers rebuilt in %.2fs",
-            partition,
-            stored.contacts,
-            time.monotonic() - started,
-        )
-        return task
-
-    def _contacts_of(self, partition: int) -> Stored:
-        """The timers and stage counts of a partition's stored contacts, from one scan of the
-        table per rebalance that reads entry headers, not states (see `processor.worker.state.entry`).
-
-        A partition's contacts are only written by its own events, which create its
-        engine first, so a scan made for any partition holds every later one's too.
-        """
-        if self._contacts_by_partition is None:
-            partitions = self.settings.partitions
-            self._contacts_by_partition = stored_by_partition(
-                self.journeys.items(), self._layout, lambda key: default_partition(key, partitions)
-            )
-        return self._contacts_by_partition.pop(partition, Stored.none())
+        return self.tasks.for_partition(partition).engine
 
     async def send_ticks(self) -> None:
         clocks = [task.clock for task in self.tasks.values()]
@@ -438,12 +390,8 @@ class JourneyAgent:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
             if tp.topic == self.input_topic:
-                self.tasks.pop(tp.partition, None)  # dropped whole: engine, store, changelog writer, clock
-                self.stage_counts.drop(tp.partition)
-                if self.marks is not None:
-                    self.marks.drop(tp.partition)
-        self._cache.clear()
+                self.tasks.drop(tp.partition)  # whole: engine, store, changelog writer, clock, counts, marks
+        self.tasks.rebalanced()
         self._read_to.clear()
-        self._contacts_by_partition = None
         self.gaps.clear()
         self._ticks_seen.clear()

@@ -23,14 +23,13 @@ the input partitions' transactions, and Faust commits only between batches
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from processor.worker.batch import Batch, acting_for
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.state.sourcemarks import SourceMarks
 from processor.worker.state.stagecounts import StageCounts
-from processor.worker.task import PartitionTask
+from processor.worker.task import Tasks
 
 
 class Delivering(Protocol):
@@ -45,7 +44,7 @@ class Checkpoint:
     ) -> None:
         self.outbox, self.metrics, self.stage_counts, self.marks = outbox, metrics, stage_counts, marks
 
-    async def commit(self, batch: Batch, tasks: Mapping[int, PartitionTask], acker: Any) -> None:
+    async def commit(self, batch: Batch, tasks: Tasks, acker: Any) -> None:
         if not batch.records:
             return
         assert acker is not None, "records taken before the stream was set up"
