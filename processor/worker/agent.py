@@ -47,7 +47,7 @@ from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
 from processor.kafka.clients import input_topic
 from processor.kafka.connect import aiokafka_connection
-from processor.worker.batch import Batch
+from processor.worker.batch import Batch, behind_highwater
 from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
@@ -174,7 +174,7 @@ class JourneyAgent:
                     if (
                         len(self.batch) >= self.settings.batch_size
                         or self.batch.age() >= self.settings.batch_wait_s
-                        or (waiting.empty() and not self._more_coming())
+                        or (waiting.empty() and not behind_highwater(self.app.consumer, self._read_to))
                     ):
                         await self.flush()
         except Exception as exc:
@@ -200,24 +200,6 @@ class JourneyAgent:
             task.store.discard()
         self.batch.clear()
         await self.app.crash(exc)
-
-    def _more_coming(self) -> bool:
-        """Whether a partition being read has touchpoints on the broker not yet taken.
-
-        The stream's buffer alone is no guide: Faust hands fetched records to it one by
-        one, so it is often empty in the middle of a backlog. Behind the high watermark,
-        more records are on their way and the batch can wait for them (FUNNEL_BATCH_WAIT
-        at most); caught up, it is flushed at once, so latency stays low at low rates.
-        """
-        consumer = self.app.consumer
-        for tp, position in self._read_to.items():
-            try:
-                highwater = consumer.highwater(tp)
-            except (KeyError, AssertionError, TypeError, ValueError):
-                continue
-            if highwater is not None and highwater > position:
-                return True
-        return False
 
     async def _flush_when_stale(self) -> None:
         """Flush a batch the stream left waiting: while rebalancing or stopping, Faust can

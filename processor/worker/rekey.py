@@ -48,6 +48,7 @@ from processor.funnel.touchpoint import NOT_JSON, Invalid, check_not_ahead
 from processor.kafka.clients import rekeyed_topic
 from processor.kafka.connect import aiokafka_connection
 from processor.worker.agent import arrival_us
+from processor.worker.batch import behind_highwater
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config
@@ -199,15 +200,7 @@ class Rekeyer:
         """No source record fetched and not yet taken, none on the broker behind the partitions read."""
         if self._waiting is not None and not self._waiting.empty():
             return False
-        consumer = self.app.consumer
-        for tp, position in self._read_to.items():
-            try:
-                highwater = consumer.highwater(tp)
-            except (KeyError, AssertionError, TypeError, ValueError):
-                continue
-            if highwater is not None and highwater > position:
-                return False
-        return True
+        return not behind_highwater(self.app.consumer, self._read_to)
 
     async def _flush_when_stale(self) -> None:
         """Flush what the stream left waiting (while rebalancing or stopping, see JourneyAgent)."""
