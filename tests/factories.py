@@ -8,7 +8,7 @@
   (dicts, record bytes or decoded `Touchpoint`s): every output as a plain dict (an orjson
   round trip, as a consumer reads it), checked against its JSON Schema, step by step.
   With `flush="clock"` it is the file replay of `funnel-processor replay` (the oracle the
-  worker is held to; tests/unit/test_factories.py proves the two agree); `oracle` is
+  worker is held to; tests/unit/test_factories.py proves the two agree); `replay_partitions` is
   that replay per input partition, outputs by id.
 """
 
@@ -246,12 +246,14 @@ def replay(
     return run
 
 
-def oracle(funnels: Iterable[str | Path | Funnel], parts: Iterable[Sequence[Input]], **options: Any) -> dict[str, Doc]:
+def replay_partitions(
+    funnels: Iterable[str | Path | Funnel], parts: Iterable[Sequence[Input]], **options: Any
+) -> dict[str, Doc]:
     """The worker's expected outputs by id: each part (one input partition's records, in the order
     the partition holds them) replayed with its own clock as `funnel-processor replay` does
     (`flush="clock"` unless `until` is given). Every record must be a touchpoint: a dead letter fails."""
     specs = list(funnels)
-    if "until" not in options:
+    if options.get("until") is None:
         options.setdefault("flush", "clock")
     outputs: dict[str, Doc] = {}
     for part in parts:

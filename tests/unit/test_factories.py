@@ -1,7 +1,7 @@
 """The shared test helpers hold: `factories.replay` is the replay command's replay.
 
 Every test that runs the engine over touchpoints goes through `factories.replay`, and
-the integration tests hold the worker to `factories.oracle`. That is only worth
+the integration tests hold the worker to `factories.replay_partitions`. That is only worth
 something if the helper gives what `funnel-processor replay` (`run_replay`) gives on the
 same input: the same output lines byte for byte, the same dead letters, in the same order.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from factories import DAY, HOUR, T0, Touchpoints, line, micros, oracle, replay, touchpoint
+from factories import DAY, HOUR, T0, Touchpoints, line, micros, replay, replay_partitions, touchpoint
 
 from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels, load_preset
@@ -84,13 +84,13 @@ def test_the_oracle_is_the_command_per_partition() -> None:
         assert letters == []
         expected.update((o["id"], o) for o in map(orjson.loads, outputs))
     assert len(parts) == 4
-    assert oracle(PRESETS, parts.values()) == expected
-    assert oracle(PRESETS, [lines]) != expected  # one clock for all: the partitions' clocks matter here
+    assert replay_partitions(PRESETS, parts.values()) == expected
+    assert replay_partitions(PRESETS, [lines]) != expected  # one clock for all: the partitions' clocks matter here
 
 
 def test_the_oracle_fails_on_a_dead_letter() -> None:
     with pytest.raises(AssertionError):
-        oracle(PRESETS, [[b"{not json"]])
+        replay_partitions(PRESETS, [[b"{not json"]])
 
 
 def late_stall() -> list[dict[str, Any]]:
