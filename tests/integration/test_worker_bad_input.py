@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from factories import replay_partitions
+from factories import replay_partitions, touchpoint
 from kafka import KafkaProducer
 from test_worker_matches_replay import assert_same_outputs, simulate
 
@@ -50,8 +50,7 @@ class Bad:
 
 def doc(name: str, **changes: Any) -> dict[str, Any]:
     """A valid touchpoint for contact `name` (unique event id), with fields changed; None removes one."""
-    base = {"event_id": f"ev-{name}", "contact_id": name, "type": "page_view", "occurred_at": WHEN}
-    merged = {**base, **changes}
+    merged = {**touchpoint("page_view", name, at=WHEN, event_id=f"ev-{name}"), **changes}
     return {field: value for field, value in merged.items() if value is not None}
 
 
