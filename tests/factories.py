@@ -175,7 +175,7 @@ def replay(
     funnels: Iterable[str | Path | Funnel],
     touchpoints: Iterable[Input],
     *,
-    until: datetime | None = None,
+    until: datetime | int | None = None,
     limits: Limits | None = None,
     check: bool = True,
     flush: Flush = None,
@@ -184,6 +184,7 @@ def replay(
     source: str = "replay",
     store: MutableMapping[str, ContactState] | None = None,
     attributed: bool = False,
+    engine: Engine | None = None,
 ) -> Replay:
     """Feed touchpoints, in the order given, to one fresh Engine (one clock), then fire what is due.
 
@@ -195,18 +196,24 @@ def replay(
     With `now` (a datetime or µs) every input counts as arriving then: one dated more than
     `future_tolerance` after it is dead-lettered as future_timestamp.
 
-    After the last input: with `until`, what is due at `until` fires; else `flush` says what
+    After the last input: with `until` (a datetime or µs), what is due then fires; else `flush` says what
     fires: None nothing (the engine is left as the inputs left it), "clock" what is due at
     the event-time clock (as `funnel-processor replay` without --until does), a timedelta
     what is due that long after the clock (e.g. 400 days: every stall). Unlike the command,
     an `until` earlier than a touchpoint is not refused.
 
     `store` and `attributed` are the Engine's own (a journey store; attributions kept for
-    `engine.take_attributions()`). With `check`, every output is validated against its schema.
+    `engine.take_attributions()`). `engine` continues an engine (e.g. one restored from its
+    states) instead of making one; its funnels must be `funnels`. With `check`, every output
+    is validated against its schema.
     """
     if until is not None and flush is not None:
         raise ValueError("give `until` or `flush`, not both")
-    engine = Engine([funnel(f) for f in funnels], store, limits, attributed=attributed)
+    compiled = tuple(funnel(f) for f in funnels)
+    if engine is None:
+        engine = Engine(compiled, store, limits, attributed=attributed)
+    elif engine.funnels != compiled or store is not None or limits is not None or attributed:
+        raise ValueError("a continued engine keeps its own funnels, store, limits and attributions")
     arrived = micros(now) if isinstance(now, datetime) else now
     run = Replay(engine, [], [])
 
@@ -239,7 +246,7 @@ def replay(
             continue
         run.steps.append(plain(engine.observe(tp)))
     if until is not None:
-        run.tail = plain(engine.advance_to(micros(until)))
+        run.tail = plain(engine.advance_to(micros(until) if isinstance(until, datetime) else until))
     elif flush is not None and engine.clock is not None:
         final = engine.clock if flush == "clock" else engine.clock + flush // US
         run.tail = plain(engine.advance_to(final))
