@@ -17,7 +17,8 @@ from processor.kafka import clients as kafkaio
 QUERY_TIMEOUT_S = 60.0
 
 
-def _get(url: str) -> tuple[int, Any]:
+def get_json(url: str) -> tuple[int, Any]:
+    """(status, JSON body) of a GET on the worker's web port."""
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, orjson.loads(response.read())
@@ -46,7 +47,7 @@ def test_journey_and_funnel_counts_are_served(
 
     deadline, counts = time.monotonic() + QUERY_TIMEOUT_S, dict[str, Any]()
     while time.monotonic() < deadline:
-        status, body = _get(f"{base}/funnels/")
+        status, body = get_json(f"{base}/funnels/")
         counts = body["funnels"]["quote-to-deal"] if status == 200 else {}
         if counts and sum(c["active"] + c["dropped"] for c in counts.values()) == 3:
             break
@@ -59,7 +60,7 @@ def test_journey_and_funnel_counts_are_served(
     }
     assert sorted(body["partitions"]) == [0, 1]
 
-    status, journey = _get(f"{base}/journeys/acme/")
+    status, journey = get_json(f"{base}/journeys/acme/")
     assert status == 200
     assert journey["funnels"]["quote-to-deal"] == {
         "stage": "briefing",
@@ -69,7 +70,7 @@ def test_journey_and_funnel_counts_are_served(
         "sequence": 2,
     }
     assert journey["first_touch"] == {"type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"}
-    status, missing = _get(f"{base}/journeys/nobody/")
+    status, missing = get_json(f"{base}/journeys/nobody/")
     assert status == 404 and "nobody" in missing["error"]
 
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
