@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from factories import touchpoint
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.config.settings import Settings
@@ -34,11 +35,11 @@ def test_journey_and_funnel_counts_are_served(
     env = broker.env(names, idle_after="1d", store="memory", web_port=port, funnels="quote-to-deal")
     settings = Settings.from_env(env)
     touchpoints = [
-        {"event_id": "e1", "contact_id": "acme", "type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"},
-        {"event_id": "e2", "contact_id": "acme", "type": "briefing_held", "occurred_at": "2026-03-02T10:00:00Z"},
-        {"event_id": "e3", "contact_id": "globex", "type": "quote_requested", "occurred_at": "2026-03-02T11:00:00Z"},
-        {"event_id": "e4", "contact_id": "initech", "type": "quote_requested", "occurred_at": "2026-03-02T12:00:00Z"},
-        {"event_id": "e5", "contact_id": "initech", "type": "quote_rejected", "occurred_at": "2026-03-02T13:00:00Z"},
+        touchpoint("quote_requested", "acme", at="2026-03-01T10:00:00Z", event_id="e1"),
+        touchpoint("briefing_held", "acme", at="2026-03-02T10:00:00Z", event_id="e2"),
+        touchpoint("quote_requested", "globex", at="2026-03-02T11:00:00Z", event_id="e3"),
+        touchpoint("quote_requested", "initech", at="2026-03-02T12:00:00Z", event_id="e4"),
+        touchpoint("quote_rejected", "initech", at="2026-03-02T13:00:00Z", event_id="e5"),
     ]
     kafkaio.produce_lines(settings, names.touchpoints, [orjson.dumps(t) for t in touchpoints])
     proc = worker(env)
