@@ -167,7 +167,7 @@ class Replay:
 
     @property
     def by_id(self) -> dict[str, Doc]:
-        """The outputs by id (ids are unique within one replay)."""
+        """The outputs by id (ids are unique; were one repeated, the last would stand)."""
         return {out["id"]: out for out in self.outputs}
 
 
@@ -186,11 +186,17 @@ def replay(
     attributed: bool = False,
     engine: Engine | None = None,
 ) -> Replay:
-    """Feed touchpoints, in the order given, to one fresh Engine (one clock), then fire what is due.
+    """Replay touchpoints through one fresh Engine (one event-time clock, as one input partition
+    or one `funnel-processor replay` run), then fire what is due after the last.
+
+    Order: inputs are applied strictly in the order given, never sorted by event time (a late
+    one is applied late, as the worker would). Each input's step holds, in emission order, what
+    fell due on the clock before it, then what it caused itself; `tail` what fired at the end;
+    `outputs` is the steps then the tail.
 
     `funnels`: preset names, definition file paths or compiled funnels. Each input is a
-    touchpoint dict, a record's bytes (decoded as the replay command decodes a line; blank
-    ones are passed over) or a decoded `Touchpoint`. A record that does not decode becomes a
+    touchpoint dict, a record's bytes (decoded as the replay command decodes a line; a blank
+    one is passed over, with no step) or a decoded `Touchpoint`. A record that does not decode becomes a
     dead letter sourced as line n of `source` (as `funnel-processor replay` writes it) and
     changes nothing; a dict that does not decode raises `Invalid` (the test built it wrong).
     With `now` (a datetime or µs) every input counts as arriving then: one dated more than
