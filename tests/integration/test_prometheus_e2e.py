@@ -33,6 +33,7 @@ from typing import Any
 import breakdowncounts
 import orjson
 import pytest
+from factories import line, touchpoint
 from monitoring import ALERTS, RECORDED, RULE_FILES, dashboard_queries
 from promql import selectors, substitute
 from promserver import PrometheusServer, start_prometheus
@@ -67,11 +68,17 @@ def simulate(path: Path, touchpoints: int, seed: int, days: int = 30) -> list[by
     lines = path.read_bytes().splitlines()
     last = orjson.loads(lines[-1])["occurred_at"]
     wide = [
-        {"event_id": f"wide-{n}", "contact_id": f"wide-{n}", "type": "ad_click", "occurred_at": last}
-        | {"channel": f"wide-channel-{n}", "campaign": f"wide-campaign-{n}"}
+        touchpoint(
+            "ad_click",
+            f"wide-{n}",
+            at=last,
+            event_id=f"wide-{n}",
+            channel=f"wide-channel-{n}",
+            campaign=f"wide-campaign-{n}",
+        )
         for n in range(WIDE_CONTACTS)
     ]
-    return lines + [orjson.dumps(doc) for doc in wide]
+    return lines + [line(doc) for doc in wide]
 
 
 def report(env: dict[str, str]) -> dict[str, Any]:

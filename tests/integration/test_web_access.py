@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import orjson
 import pytest
+from factories import line, touchpoint
 
 from processor.kafka import clients as kafkaio
 from processor.worker.agent import default_partition
@@ -71,10 +72,7 @@ def poll(port: int, path: str, token: str | None, done: Callable[[int, Any], boo
 def touchpoints(contact_ids: list[str]) -> list[bytes]:
     """One quote request per contact, a few hours ago (past any bound on future event times)."""
     when = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return [
-        orjson.dumps({"event_id": f"e{n}", "contact_id": cid, "type": "quote_requested", "occurred_at": when})
-        for n, cid in enumerate(contact_ids)
-    ]
+    return [line(touchpoint("quote_requested", cid, at=when, event_id=f"e{n}")) for n, cid in enumerate(contact_ids)]
 
 
 def worker_env(broker: Any, names: Any, port: int, **extra: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ test_worker_matches_replay); and the worker must neither crash nor restart.
 from __future__ import annotations
 
 import base64
-import io
 import re
 import time
 from collections import defaultdict
@@ -21,11 +20,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
+from factories import replay_partitions, touchpoint
 from kafka import KafkaProducer
 from test_worker_matches_replay import assert_same_outputs, simulate
 
-from processor.cli.replay import run_replay
-from processor.config.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS
 from processor.config.schemas import validator
 from processor.config.settings import Settings
 from processor.funnel.timefmt import parse_time
@@ -51,8 +50,7 @@ class Bad:
 
 def doc(name: str, **changes: Any) -> dict[str, Any]:
     """A valid touchpoint for contact `name` (unique event id), with fields changed; None removes one."""
-    base = {"event_id": f"ev-{name}", "contact_id": name, "type": "page_view", "occurred_at": WHEN}
-    merged = {**base, **changes}
+    merged = {**touchpoint("page_view", name, at=WHEN, event_id=f"ev-{name}"), **changes}
     return {field: value for field, value in merged.items() if value is not None}
 
 
@@ -169,13 +167,7 @@ def oracle(stored: list[ConsumedRecord], bad: Iterable[tuple[int, int]]) -> dict
         if (record.partition, record.offset) not in skip:
             assert record.value is not None
             by_partition[record.partition].append(record.value)
-    outputs: dict[str, dict[str, Any]] = {}
-    for lines in by_partition.values():
-        out, errors = io.BytesIO(), io.BytesIO()
-        run_replay(lines, "oracle", load_funnels(PRESETS), out, errors)
-        assert errors.getvalue() == b"", errors.getvalue()[:500]
-        outputs.update((o["id"], o) for o in map(orjson.loads, out.getvalue().splitlines()))
-    return outputs
+    return replay_partitions(PRESETS, by_partition.values(), check=False)
 
 
 def read_until(read: Callable[[], list[Any]], enough: Callable[[list[Any]], bool], timeout_s: float) -> list[Any]:

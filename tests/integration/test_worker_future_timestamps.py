@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from factories import line, touchpoint
 from test_worker_bad_input import assert_never_restarted, letters_of, oracle, outputs_of, start_worker
 from test_worker_matches_replay import assert_same_outputs
 
@@ -46,9 +47,8 @@ def simulate(path: Path, end_us: int) -> list[bytes]:
     return path.read_bytes().splitlines()
 
 
-def touchpoint(contact: str, name: str, kind: str, at_us: int) -> bytes:
-    doc = {"event_id": f"ev-{name}", "contact_id": contact, "type": kind, "occurred_at": format_time(at_us)}
-    return orjson.dumps(doc)
+def ahead(contact: str, name: str, kind: str, at_us: int) -> bytes:
+    return line(touchpoint(kind, contact, at=format_time(at_us), event_id=f"ev-{name}"))
 
 
 def replay_cli(lines: list[bytes], path: Path, now_us: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -79,10 +79,10 @@ def test_the_worker_refuses_what_replay_now_refuses_and_emits_what_it_emits(
     traffic = simulate(tmp_path / "traffic.jsonl", end_us=now_us - 60 * US_PER_S)
     contacts = [orjson.loads(traffic[i])["contact_id"] for i in (len(traffic) // 4, len(traffic) // 2)]
     future = [  # two contacts of the traffic, mid-journey: refused (the default tolerance is 5 minutes)
-        touchpoint(contacts[0], "half-hour-ahead", "purchase", now_us + 1800 * US_PER_S),
-        touchpoint(contacts[1], "from-2099", "purchase", 4_070_908_800 * US_PER_S),
+        ahead(contacts[0], "half-hour-ahead", "purchase", now_us + 1800 * US_PER_S),
+        ahead(contacts[1], "from-2099", "purchase", 4_070_908_800 * US_PER_S),
     ]
-    near = touchpoint("new-contact", "four-minutes-ahead", "page_view", now_us + 240 * US_PER_S)  # accepted
+    near = ahead("new-contact", "four-minutes-ahead", "page_view", now_us + 240 * US_PER_S)  # accepted
     lines = [*traffic[: len(traffic) // 3], future[0], *traffic[len(traffic) // 3 :]]
     lines.insert(2 * len(lines) // 3, future[1])
     lines.append(near)  # last: it takes the stream's latest time

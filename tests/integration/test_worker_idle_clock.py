@@ -8,7 +8,6 @@ run its clock on with the wall clock and the stall fires, as a replay with a lat
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,12 +17,10 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from factories import replay_partitions, touchpoint
 
-from processor.cli.replay import run_replay
-from processor.config.definitions import load_funnels
 from processor.config.schemas import validator
 from processor.config.settings import Settings
-from processor.funnel.timefmt import parse_time
 from processor.kafka import clients as kafkaio
 from processor.worker.agent import default_partition
 
@@ -72,9 +69,8 @@ def now() -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def touchpoint(contact: str, kind: str, at: datetime) -> bytes:
-    event = f"{contact}-{kind}"
-    return orjson.dumps({"event_id": event, "contact_id": contact, "type": kind, "occurred_at": at.isoformat()})
+def record(contact: str, kind: str, at: datetime) -> bytes:
+    return orjson.dumps(touchpoint(kind, contact, at=at.isoformat(), event_id=f"{contact}-{kind}"))
 
 
 def produce(settings: Settings, *lines: bytes) -> None:
@@ -98,13 +94,9 @@ def wait_for(
         time.sleep(0.2)
 
 
-def replay(funnel_file: Path, lines: list[bytes], until: datetime | None = None) -> dict[str, dict[str, Any]]:
-    """The oracle: the replay's outputs by id, firing what is due at `until`."""
-    out, errors = io.BytesIO(), io.BytesIO()
-    at = None if until is None else parse_time(until.isoformat())
-    run_replay(lines, "oracle", load_funnels([str(funnel_file)]), out, errors, until=at)
-    assert errors.getvalue() == b""
-    return {o["id"]: o for o in map(orjson.loads, out.getvalue().splitlines())}
+def oracle(funnel_file: Path, lines: list[bytes], until: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """The oracle: the replay's outputs by id (one clock), firing what is due at `until`."""
+    return replay_partitions([funnel_file], [lines], until=until, check=False)
 
 
 def by_id(got: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -123,7 +115,7 @@ def stalls(got: list[dict[str, Any]], contact: str) -> list[dict[str, Any]]:
 def test_a_quiet_partition_fires_its_stall_on_the_wall_clock(run: Any, funnel_file: Path) -> None:
     settings = run("1s")
     entered = now()
-    line = touchpoint("quiet", "step_a", entered)
+    line = record("quiet", "step_a", entered)
     produce(settings, line)
     produced = time.monotonic()
     got = wait_for(settings, lambda got: bool(stalls(got, "quiet")), FIRES_WITHIN_S)
@@ -137,21 +129,21 @@ def test_a_quiet_partition_fires_its_stall_on_the_wall_clock(run: Any, funnel_fi
     assert datetime.fromisoformat(dropoff["occurred_at"]) == entered + STALL
     assert dropoff["time_in_stage_s"] == STALL.total_seconds()
     assert seen_at > entered + STALL, "the stall fired before its deadline passed on the wall clock"
-    assert by_id(got) == replay(funnel_file, [line], until=entered + STALL + timedelta(seconds=1))
+    assert by_id(got) == oracle(funnel_file, [line], until=entered + STALL + timedelta(seconds=1))
     print(f"stall fired {waited:.1f} s after the touchpoint was produced")
 
 
 def test_a_long_idle_after_keeps_a_quiet_partition_clock_still(run: Any, funnel_file: Path) -> None:
     settings = run("1h")
     entered = now()
-    line = touchpoint("quiet", "step_a", entered)
+    line = record("quiet", "step_a", entered)
     produce(settings, line)
     assert wait_for(settings, lambda got: len(got) >= 1, FIRES_WITHIN_S), "the touchpoint was not processed"
     time.sleep(max(0.0, (entered + STALL - datetime.now(UTC)).total_seconds()) + 4.0)  # well past the deadline
 
     got = outputs(settings)
     assert stalls(got, "quiet") == [], "a partition quiet for less than FUNNEL_IDLE_AFTER let its clock run on"
-    assert by_id(got) == replay(funnel_file, [line])
+    assert by_id(got) == oracle(funnel_file, [line])
 
 
 def test_a_contact_that_moves_on_before_its_deadline_does_not_stall(run: Any, funnel_file: Path) -> None:
@@ -159,10 +151,10 @@ def test_a_contact_that_moves_on_before_its_deadline_does_not_stall(run: Any, fu
     home = default_partition(b"stayer", PARTITIONS)
     mover = next(m for i in count() if default_partition((m := f"mover-{i}").encode(), PARTITIONS) == home)
     entered = now()
-    first = [touchpoint(mover, "step_a", entered), touchpoint("stayer", "step_a", entered)]
+    first = [record(mover, "step_a", entered), record("stayer", "step_a", entered)]
     produce(settings, *first)
     time.sleep(max(0.0, (entered + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()))
-    moved = touchpoint(mover, "step_b", entered + timedelta(seconds=1))
+    moved = record(mover, "step_b", entered + timedelta(seconds=1))
     produce(settings, moved)
     assert datetime.now(UTC) < entered + STALL - timedelta(seconds=0.5), "too slow: the move came near the deadline"
 
@@ -173,4 +165,4 @@ def test_a_contact_that_moves_on_before_its_deadline_does_not_stall(run: Any, fu
     got = outputs(settings)
     assert stalls(got, mover) == [], "a contact that moved on before its deadline stalled in the stage it left"
     assert [(o["from_stage"], o["to_stage"]) for o in got if o["contact_id"] == mover] == [(None, "a"), ("a", "b")]
-    assert by_id(got) == replay(funnel_file, [*first, moved], until=entered + STALL + timedelta(seconds=1))
+    assert by_id(got) == oracle(funnel_file, [*first, moved], until=entered + STALL + timedelta(seconds=1))

@@ -14,7 +14,6 @@ received, every source record once.
 
 from __future__ import annotations
 
-import io
 import signal
 import time
 from collections import defaultdict
@@ -24,14 +23,14 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 import pytest
+from factories import replay_partitions
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from test_worker_bad_input import assert_never_restarted, letters_of, outputs_of
 from test_worker_matches_replay import assert_same_outputs, collect, oracle
 from test_worker_restarts import wait_for_outputs, worker_env
 
 from processor.cli import main
-from processor.cli.replay import run_replay
-from processor.config.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS
 from processor.config.schemas import validator
 from processor.config.settings import Settings
 from processor.funnel.formats import record_key
@@ -308,11 +307,7 @@ def test_a_source_over_several_partitions_is_rekeyed_once_per_record_and_replaye
     assert sorted(orjson.loads(v)["event_id"] for vs in firsts.values() for v in vs) == sorted(
         orjson.loads(line)["event_id"] for line in native
     )
-    expected: dict[str, dict[str, Any]] = {}
-    for lines in firsts.values():
-        out, errors = io.BytesIO(), io.BytesIO()
-        run_replay(lines, "rekeyed", load_funnels(PRESETS), out, errors)
-        expected.update((o["id"], o) for o in map(orjson.loads, out.getvalue().splitlines()))
+    expected = replay_partitions(PRESETS, firsts.values(), check=False)
     got = collect(settings, len(expected), OUTPUT_TIMEOUT_S)
     assert_same_outputs(got, expected)
     assert proc.stop() == 0

@@ -8,7 +8,6 @@ an output; a repeat must be an exact copy, and repeats are counted and reported.
 
 from __future__ import annotations
 
-import io
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -17,10 +16,10 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from factories import replay_partitions
 
 from processor.cli import main
-from processor.cli.replay import run_replay
-from processor.config.definitions import PRESETS, load_funnels
+from processor.config.definitions import PRESETS
 from processor.config.schemas import validator
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
@@ -39,20 +38,12 @@ def simulate(path: Path, touchpoints: int, seed: int, days: int = 30) -> list[by
 
 
 def oracle(lines: Sequence[bytes], partitions: int) -> dict[str, dict[str, Any]]:
-    """Outputs by id: each partition's touchpoints replayed with its own clock."""
+    """Outputs by id: each partition's touchpoints replayed with its own clock (factories.oracle)."""
     by_partition: dict[int, list[bytes]] = defaultdict(list)
     for line in lines:
         contact = orjson.loads(line)["contact_id"].encode()
         by_partition[default_partition(contact, partitions)].append(line)
-    outputs: dict[str, dict[str, Any]] = {}
-    for part in by_partition.values():
-        out, errors = io.BytesIO(), io.BytesIO()
-        run_replay(part, "oracle", load_funnels(PRESETS), out, errors)
-        assert errors.getvalue() == b""
-        for record in out.getvalue().splitlines():
-            output = orjson.loads(record)
-            outputs[output["id"]] = output
-    return outputs
+    return replay_partitions(PRESETS, by_partition.values(), check=False)
 
 
 def collect(settings: Settings, expect: int, timeout_s: float) -> list[dict[str, Any]]:

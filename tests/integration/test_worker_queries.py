@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from factories import touchpoint
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.config.settings import Settings
@@ -17,7 +18,8 @@ from processor.kafka import clients as kafkaio
 QUERY_TIMEOUT_S = 60.0
 
 
-def _get(url: str) -> tuple[int, Any]:
+def get_json(url: str) -> tuple[int, Any]:
+    """(status, JSON body) of a GET on the worker's web port."""
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, orjson.loads(response.read())
@@ -33,11 +35,11 @@ def test_journey_and_funnel_counts_are_served(
     env = broker.env(names, idle_after="1d", store="memory", web_port=port, funnels="quote-to-deal")
     settings = Settings.from_env(env)
     touchpoints = [
-        {"event_id": "e1", "contact_id": "acme", "type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"},
-        {"event_id": "e2", "contact_id": "acme", "type": "briefing_held", "occurred_at": "2026-03-02T10:00:00Z"},
-        {"event_id": "e3", "contact_id": "globex", "type": "quote_requested", "occurred_at": "2026-03-02T11:00:00Z"},
-        {"event_id": "e4", "contact_id": "initech", "type": "quote_requested", "occurred_at": "2026-03-02T12:00:00Z"},
-        {"event_id": "e5", "contact_id": "initech", "type": "quote_rejected", "occurred_at": "2026-03-02T13:00:00Z"},
+        touchpoint("quote_requested", "acme", at="2026-03-01T10:00:00Z", event_id="e1"),
+        touchpoint("briefing_held", "acme", at="2026-03-02T10:00:00Z", event_id="e2"),
+        touchpoint("quote_requested", "globex", at="2026-03-02T11:00:00Z", event_id="e3"),
+        touchpoint("quote_requested", "initech", at="2026-03-02T12:00:00Z", event_id="e4"),
+        touchpoint("quote_rejected", "initech", at="2026-03-02T13:00:00Z", event_id="e5"),
     ]
     kafkaio.produce_lines(settings, names.touchpoints, [orjson.dumps(t) for t in touchpoints])
     proc = worker(env)
@@ -46,7 +48,7 @@ def test_journey_and_funnel_counts_are_served(
 
     deadline, counts = time.monotonic() + QUERY_TIMEOUT_S, dict[str, Any]()
     while time.monotonic() < deadline:
-        status, body = _get(f"{base}/funnels/")
+        status, body = get_json(f"{base}/funnels/")
         counts = body["funnels"]["quote-to-deal"] if status == 200 else {}
         if counts and sum(c["active"] + c["dropped"] for c in counts.values()) == 3:
             break
@@ -59,7 +61,7 @@ def test_journey_and_funnel_counts_are_served(
     }
     assert sorted(body["partitions"]) == [0, 1]
 
-    status, journey = _get(f"{base}/journeys/acme/")
+    status, journey = get_json(f"{base}/journeys/acme/")
     assert status == 200
     assert journey["funnels"]["quote-to-deal"] == {
         "stage": "briefing",
@@ -69,7 +71,7 @@ def test_journey_and_funnel_counts_are_served(
         "sequence": 2,
     }
     assert journey["first_touch"] == {"type": "quote_requested", "occurred_at": "2026-03-01T10:00:00Z"}
-    status, missing = _get(f"{base}/journeys/nobody/")
+    status, missing = get_json(f"{base}/journeys/nobody/")
     assert status == 404 and "nobody" in missing["error"]
 
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:

@@ -17,7 +17,7 @@ from typing import Any, cast
 import orjson
 import pytest
 from test_worker_matches_replay import PARTITIONS, assert_same_outputs, collect, oracle, simulate
-from test_worker_queries import _get
+from test_worker_queries import get_json
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
@@ -100,15 +100,15 @@ def test_two_workers_one_killed_the_survivor_finishes_the_stream(
     wait_for_outputs(settings, len(expected) // 6)
     # A contact owned by worker a, asked of worker b: Faust forwards the query to a.
     port_a, port_b = env_a["FUNNEL_WEB_PORT"], env_b["FUNNEL_WEB_PORT"]
-    owned_by_a = set(_get(f"http://127.0.0.1:{port_a}/funnels/")[1]["partitions"])
-    owned_by_b = set(_get(f"http://127.0.0.1:{port_b}/funnels/")[1]["partitions"])
+    owned_by_a = set(get_json(f"http://127.0.0.1:{port_a}/funnels/")[1]["partitions"])
+    owned_by_b = set(get_json(f"http://127.0.0.1:{port_b}/funnels/")[1]["partitions"])
     assert owned_by_a and owned_by_b and not owned_by_a & owned_by_b
     contact = next(
         o["contact_id"]
         for o in got_so_far(settings)
         if default_partition(o["contact_id"].encode(), PARTITIONS) in owned_by_a
     )
-    status, journey = _get(f"http://127.0.0.1:{port_b}/journeys/{contact}/")
+    status, journey = get_json(f"http://127.0.0.1:{port_b}/journeys/{contact}/")
     assert status == 200 and journey["contact_id"] == contact
     a.stop(signal.SIGKILL)
     got = collect(settings, len(expected), OUTPUT_TIMEOUT_S)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from factories import Touchpoints
+from factories import Touchpoints, replay
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,14 +35,14 @@ def test_a_state_restored_from_bytes_behaves_like_the_original(
     docs.append(docs[repeat % len(docs)])  # a duplicate, which the restored dedup memory must catch
     tps = [from_dict(doc) for doc in docs]
     cut = min(cut, len(tps))
-    straight, restored = Engine(FUNNELS), Engine(FUNNELS)
-    expected = [o for tp in tps for o in straight.observe(tp)]
-    got = [o for tp in tps[:cut] for o in restored.observe(tp)]
+    expected = replay(FUNNELS, tps, check=False).produced
+    first = replay(FUNNELS, tps[:cut], check=False)
+    got, restored = first.produced, first.engine
     for contact, state in list(restored.store.items()):  # as a worker restarting from the changelog
         restored.store[contact] = back = decode_state(encode_state(state))
         assert back == state
     restored.schedule(list(restored.store))
-    got += [o for tp in tps[cut:] for o in restored.observe(tp)]
+    got += replay(FUNNELS, tps[cut:], engine=restored, check=False).produced
     assert orjson.dumps(got) == orjson.dumps(expected)
 
 
@@ -60,9 +60,9 @@ def test_a_worker_restored_from_entry_headers_behaves_like_the_original(
     stream = Touchpoints()
     tps = [from_dict(stream(kind, contact, after=timedelta(seconds=gap))) for kind, contact, gap in events]
     cut = min(cut, len(tps))
-    straight, before = Engine(FUNNELS), Engine(FUNNELS)
-    expected = [o for tp in tps for o in straight.observe(tp)]
-    got = [o for tp in tps[:cut] for o in before.observe(tp)]
+    expected = replay(FUNNELS, tps, check=False).produced
+    first = replay(FUNNELS, tps[:cut], check=False)
+    got, before = first.produced, first.engine
     writer = Layout(FUNNELS[::-1] if written_for_others else FUNNELS)
     table = {contact.encode(): encode_entry(-1, state, writer) for contact, state in before.store.items()}
     store = JourneyStore(table, Layout(FUNNELS))
@@ -75,7 +75,7 @@ def test_a_worker_restored_from_entry_headers_behaves_like_the_original(
     counts.rebuild(0, stored.stages)
     decoded.apply(0, [(None, state) for state in before.store.values()])
     assert counts.table() == decoded.table()
-    got += [o for tp in tps[cut:] for o in restored.observe(tp)]
+    got += replay(FUNNELS, tps[cut:], engine=restored, check=False).produced
     assert orjson.dumps(got) == orjson.dumps(expected)
 
 

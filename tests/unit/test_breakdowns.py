@@ -20,7 +20,7 @@ from typing import Any
 import breakdowncounts
 import orjson
 import pytest
-from factories import DAY, Touchpoints
+from factories import DAY, Touchpoints, replay
 from prometheus_client import CollectorRegistry
 
 from processor.cli import main
@@ -28,10 +28,8 @@ from processor.config.definitions import PRESETS, load_funnels
 from processor.config.settings import Settings
 from processor.funnel.codec import decode_state, encode_state
 from processor.funnel.definition import Breakdown, Funnel
-from processor.funnel.engine import Engine
 from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
-from processor.funnel.touchpoint import from_dict
 from processor.funnel.vocabulary import CANONICAL_TYPES, DEFAULT_CHANNELS, NONE, OTHER
 from processor.tools.breakdownstats import BY
 from processor.worker.breakdownmetrics import LAST_TOUCH_TYPES, BreakdownMetrics, series_count
@@ -83,10 +81,8 @@ def counted(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict
 
 
 def attributed_run(funnels: Sequence[Funnel], docs: Sequence[dict[str, Any]]) -> tuple[list[Output], list[Attribution]]:
-    engine = Engine(funnels, attributed=True)
-    outputs = [o for doc in docs for o in engine.observe(from_dict(doc))]
-    if engine.clock is not None:
-        outputs += engine.advance_to(engine.clock + 400 * 86_400_000_000)  # every stall fires
+    run = replay(funnels, docs, attributed=True, flush=400 * DAY, check=False)  # every stall fires
+    outputs, engine = run.produced, run.engine
     attributions = engine.take_attributions()
     assert len(attributions) == len(outputs) and engine.take_attributions() == []
     return outputs, attributions
@@ -224,9 +220,7 @@ def test_a_type_outside_the_canonical_vocabulary_is_other_as_a_last_touch() -> N
 
 def test_a_state_stored_before_breakdowns_is_read_with_its_visits_channel_unknown() -> None:
     [funnel] = load_funnels(["quote-to-deal"])
-    engine = Engine([funnel])
-    engine.observe(from_dict(Touchpoints()("quote_requested", "a", channel="email")))
-    state = engine.store["a"]
+    state = replay([funnel], [Touchpoints()("quote_requested", "a", channel="email")]).engine.store["a"]
     assert state.positions["quote-to-deal"].trigger_channel == "email"
     assert decode_state(encode_state(state)) == state
     version_1 = orjson.loads(encode_state(state))

@@ -3,22 +3,24 @@ its metrics from that answer rather than by diffing the engine's counters."""
 
 from __future__ import annotations
 
+from factories import line, touchpoint
+
 from processor.config.definitions import load_funnels
 from processor.funnel.engine import DUPLICATE, IN_ORDER, LATE, Engine
 from processor.funnel.touchpoint import decode
 
 
-def touchpoint(event_id: str, contact: str, kind: str, when: str) -> bytes:
-    return (f'{{"event_id":"{event_id}","contact_id":"{contact}","type":"{kind}","occurred_at":"{when}"}}').encode()
+def record(event_id: str, contact: str, kind: str, when: str) -> bytes:
+    return line(touchpoint(kind, contact, at=when, event_id=event_id))
 
 
 def test_in_order_late_and_duplicate_are_told_apart_and_counted_alike() -> None:
     engine = Engine(load_funnels(["b2b-sales"]))
-    first = decode(touchpoint("e1", "c1", "page_view", "2026-01-02T00:00:00Z"))
+    first = decode(record("e1", "c1", "page_view", "2026-01-02T00:00:00Z"))
     outputs, verdict = engine.apply(first)
     assert verdict == IN_ORDER and outputs  # the contact enters the funnel
 
-    earlier = decode(touchpoint("e2", "c2", "page_view", "2026-01-01T00:00:00Z"))
+    earlier = decode(record("e2", "c2", "page_view", "2026-01-01T00:00:00Z"))
     outputs, verdict = engine.apply(earlier)
     assert verdict == LATE and outputs  # older than the latest seen, applied all the same
 
@@ -31,10 +33,10 @@ def test_in_order_late_and_duplicate_are_told_apart_and_counted_alike() -> None:
 def test_observe_is_apply_without_the_verdict() -> None:
     a, b = Engine(load_funnels(["b2b-sales"])), Engine(load_funnels(["b2b-sales"]))
     lines = [
-        touchpoint("e1", "c1", "page_view", "2026-01-02T00:00:00Z"),
-        touchpoint("e2", "c1", "demo_requested", "2026-01-03T00:00:00Z"),
-        touchpoint("e2", "c1", "demo_requested", "2026-01-03T00:00:00Z"),
+        record("e1", "c1", "page_view", "2026-01-02T00:00:00Z"),
+        record("e2", "c1", "demo_requested", "2026-01-03T00:00:00Z"),
+        record("e2", "c1", "demo_requested", "2026-01-03T00:00:00Z"),
     ]
-    for line in lines:
-        tp = decode(line)
+    for raw in lines:
+        tp = decode(raw)
         assert a.observe(tp) == b.apply(tp)[0]

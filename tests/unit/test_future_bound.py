@@ -9,7 +9,6 @@ tests/integration/test_worker_future_timestamps.py.
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from collections import Counter
@@ -21,10 +20,9 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
-from factories import DAY, T0, Touchpoints, micros
+from factories import DAY, T0, Touchpoints, line, micros, replay, touchpoint
 
-from processor.cli.replay import run_replay
-from processor.config.definitions import PRESETS, load_funnels, load_preset
+from processor.config.definitions import PRESETS, load_preset
 from processor.config.schemas import validator
 from processor.funnel.timefmt import MAX_US, MIN_US, format_time, parse_time
 from processor.funnel.touchpoint import (
@@ -43,14 +41,14 @@ NOW = parse_time("2026-03-01T12:00:00Z")  # a fixed "now" for the replays below
 
 
 def tp_at(when: str) -> Any:
-    return from_dict({"event_id": "e", "contact_id": "c", "type": "page_view", "occurred_at": when})
+    return from_dict(touchpoint("page_view", "c", at=when, event_id="e"))
 
 
-def replay(lines: list[bytes], now: int | None = NOW, **options: Any) -> tuple[list[bytes], list[dict[str, Any]]]:
-    """(output lines, dead letters) of the core replay over the lines, every line arriving at `now`."""
-    out, errors = io.BytesIO(), io.BytesIO()
-    run_replay(lines, "in.jsonl", load_funnels(PRESETS), out, errors, now=now, **options)
-    return out.getvalue().splitlines(), [orjson.loads(line) for line in errors.getvalue().splitlines()]
+def replayed(lines: list[bytes], now: int | None = NOW, **options: Any) -> tuple[list[bytes], list[dict[str, Any]]]:
+    """(output lines, dead letters) of the file replay of the lines (as `funnel-processor replay`
+    writes them: what is due at the clock fires at the end), every line arriving at `now`."""
+    run = replay(PRESETS, lines, now=now, flush="clock", source="in.jsonl", **options)
+    return run.lines, run.letters
 
 
 # --- the check itself
@@ -129,20 +127,18 @@ def traffic() -> list[bytes]:
     """The issue's case: 300 simulated contacts over the four presets (about 900 touchpoints), before NOW."""
     plans = [plan_for(load_preset(name), {}, {}) for name in PRESETS]
     docs = generate(plans, Config(seed=17, contacts=300, days=30), end_us=NOW - 86_400 * US_PER_S)
-    return [orjson.dumps(doc) for doc in docs]
+    return [line(doc) for doc in docs]
 
 
 def test_a_touchpoint_from_2099_is_dead_lettered_and_every_other_output_is_the_replay_without_it() -> None:
     lines = traffic()
     middle = len(lines) // 2
     victim = orjson.loads(lines[middle])["contact_id"]  # a contact of the traffic, mid-journey
-    future = orjson.dumps(
-        {"event_id": "e-2099", "contact_id": victim, "type": "purchase", "occurred_at": "2099-01-01T00:00:00Z"}
-    )
+    future = line(touchpoint("purchase", victim, at="2099-01-01T00:00:00Z", event_id="e-2099"))
     with_it = [*lines[:middle], future, *lines[middle:]]
 
-    outputs, letters = replay(with_it)
-    expected, none = replay(lines)
+    outputs, letters = replayed(with_it)
+    expected, none = replayed(lines)
     assert none == []
     assert outputs == expected
     assert [(d["reason"], d["source"], d["payload"]) for d in letters] == [
@@ -151,7 +147,7 @@ def test_a_touchpoint_from_2099_is_dead_lettered_and_every_other_output_is_the_r
     validator("deadletter").validate(letters[0])
 
     # Without the bound, the same record moves the clock 73 years: every contact stalls at once.
-    unbounded, _ = replay(with_it, now=None)
+    unbounded, _ = replayed(with_it, now=None)
     stalled = Counter(orjson.loads(o).get("reason") for o in unbounded)["stalled"]
     assert stalled > Counter(orjson.loads(o).get("reason") for o in expected)["stalled"] + 100
 
@@ -168,16 +164,16 @@ def test_a_refused_touchpoint_changes_no_state_clock_count_or_dedup_memory() -> 
         make("purchase", "c1", event_id="e-dup", at=T0 + 2 * DAY),
         make("form_submitted", "c2", at=T0 + 3 * DAY),
     ]
-    lines = [orjson.dumps(doc) for doc in docs]
+    lines = [line(doc) for doc in docs]
     now = micros(T0 + 10 * DAY)
-    outputs, letters = replay(lines, now=now)
+    outputs, letters = replayed(lines, now=now)
     assert [(d["reason"], d["source"]["line"]) for d in letters] == [(FUTURE_TIMESTAMP, 3)]
-    assert outputs == replay(lines[:2] + lines[3:], now=now)[0]
+    assert outputs == replayed(lines[:2] + lines[3:], now=now)[0]
     moves = [(o["contact_id"], o["funnel"], o.get("to_stage")) for o in map(orjson.loads, outputs)]
     assert ("c1", "b2b-sales", "customer") in moves  # the real purchase is not a duplicate
     assert ("c1", "b2b-sales", "loyal_customer") not in moves  # the refused one was not counted
     assert all(o["kind"] == "transition" for o in map(orjson.loads, outputs))  # no clock ran ahead
-    unbounded, _ = replay(lines, now=now, future_tolerance=NO_FUTURE_BOUND)
+    unbounded, _ = replayed(lines, now=now, future_tolerance=NO_FUTURE_BOUND)
     assert {orjson.loads(o).get("reason") for o in unbounded} >= {"stalled"}  # what the bound prevents
 
 
@@ -195,7 +191,7 @@ def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProce
 
 
 def touch(n: int, when: str) -> bytes:
-    return orjson.dumps({"event_id": f"e{n}", "contact_id": f"c{n}", "type": "ad_click", "occurred_at": when})
+    return line(touchpoint("ad_click", f"c{n}", at=when, event_id=f"e{n}"))
 
 
 def reasons(result: subprocess.CompletedProcess[bytes]) -> list[tuple[str, int]]:

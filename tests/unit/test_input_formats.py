@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from factories import touchpoint
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -69,7 +70,7 @@ def test_a_track_call_is_the_touchpoint_its_fields_describe() -> None:
 
 
 def touch() -> Touchpoint:
-    return from_dict({"event_id": "x", "contact_id": "x", "type": "x", "occurred_at": WHEN})
+    return from_dict(touchpoint("x", "x", at=WHEN, event_id="x"))
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,11 @@ import dataclasses
 import struct
 
 import pytest
-from factories import Touchpoints
+from factories import Touchpoints, replay
 
 from processor.config.definitions import load_funnels
 from processor.funnel.codec import encode_state
-from processor.funnel.engine import Engine
 from processor.funnel.journey import ContactState, next_deadline
-from processor.funnel.touchpoint import from_dict
 from processor.worker.state.entry import EntryFormatError, Layout, decode_entry, encode_entry, entry_summary
 from processor.worker.state.stagecounts import StageCounts
 from processor.worker.state.store import stored_by_partition
@@ -24,18 +22,17 @@ LAYOUT = Layout(FUNNELS)
 def states() -> dict[str, ContactState]:
     """a: stall pending in quote-to-deal; b: lost there (dropped, no deadline); c: won (terminal);
     none of them entered customer-journey."""
-    engine = Engine(FUNNELS)
     stream = Touchpoints()
-    for kind, contact in [
+    kinds = [
         ("quote_requested", "a"),
         ("quote_requested", "b"),
         ("quote_rejected", "b"),
         ("quote_requested", "c"),
         ("quote_accepted", "c"),
-    ]:
-        engine.observe(from_dict(stream(kind, contact)))
-    assert isinstance(engine.store, dict)
-    return engine.store
+    ]
+    store = replay(FUNNELS, [stream(kind, contact) for kind, contact in kinds]).engine.store
+    assert isinstance(store, dict)
+    return store
 
 
 def test_the_header_round_trips_offset_deadline_and_stages() -> None:

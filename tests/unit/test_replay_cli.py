@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from factories import touchpoint
 
 from processor.config.schemas import validator
 
@@ -15,12 +16,7 @@ TIMEOUT_S = 60
 
 
 def _tp(n: int, contact: str, kind: str, day: int) -> dict[str, object]:
-    return {
-        "event_id": f"e{n}",
-        "contact_id": contact,
-        "type": kind,
-        "occurred_at": f"2026-01-{day:02d}T10:00:00Z",
-    }
+    return touchpoint(kind, contact, at=f"2026-01-{day:02d}T10:00:00Z", event_id=f"e{n}")
 
 
 def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -11,12 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
+from factories import replay, touchpoint
 
 from processor.cli import report
 from processor.config.definitions import load_funnels
-from processor.funnel.engine import Engine
 from processor.funnel.timefmt import format_time, parse_time
-from processor.funnel.touchpoint import from_dict
 from processor.tools.funnelstats import DUPLICATE, SKIPPED, BadRecord, FunnelStats, plan
 
 DAY = 86_400
@@ -29,16 +28,12 @@ def at(days: float) -> str:
 
 
 def touch(contact: str, kind: str, days: float) -> dict[str, Any]:
-    return {"event_id": f"ev-{next(_ids)}", "contact_id": contact, "type": kind, "occurred_at": at(days)}
+    return touchpoint(kind, contact, at=at(days), event_id=f"ev-{next(_ids)}")
 
 
 def outputs(funnels: list[str], touches: list[dict[str, Any]], until_days: float | None = None) -> list[dict[str, Any]]:
     """What the engine emits for these touchpoints, as the JSON records a consumer reads."""
-    engine = Engine(load_funnels(funnels))
-    produced = [o for t in touches for o in engine.observe(from_dict(t))]
-    if until_days is not None:
-        produced += engine.advance_to(parse_time(at(until_days)))
-    return [orjson.loads(orjson.dumps(o)) for o in produced]
+    return replay(funnels, touches, until=None if until_days is None else parse_time(at(until_days))).outputs
 
 
 def stats_of(records: list[dict[str, Any]]) -> FunnelStats:

@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 import pytest
+from factories import replay, touchpoint
 from jsonschema import Draft202012Validator
 
-from processor.config.definitions import PRESET_DIR, PRESETS, load_funnels
+from processor.config.definitions import PRESET_DIR, PRESETS
 from processor.config.schemas import CURRENT, SCHEMA_DIR, first_error, schema_path, validator
 from processor.funnel.deadletter import dead_letter, file_source, topic_source
-from processor.funnel.engine import Engine
 from processor.funnel.outputs import DroppedOff, RecentTouch, StageTransitioned, TouchSummary, Trigger
 from processor.funnel.touchpoint import REASONS, from_dict
 
@@ -209,12 +209,10 @@ def test_deadletter_reasons_are_the_decoders_reasons() -> None:
 def touch(n: int, contact: str, kind: str, day: float, channel: str | None = None) -> Any:
     seconds = round(day * 86400)
     stamp = f"2024-03-{1 + seconds // 86400:02d}T{seconds % 86400 // 3600:02d}:{seconds % 3600 // 60:02d}:00Z"
-    doc = {"event_id": f"e{n}", "contact_id": contact, "type": kind, "occurred_at": stamp, "channel": channel}
-    return from_dict(doc)
+    return from_dict(touchpoint(kind, contact, at=stamp, event_id=f"e{n}", channel=channel))
 
 
 def test_engine_outputs_validate_against_their_schemas() -> None:
-    engine = Engine(load_funnels(list(PRESETS)))
     journey = [
         ("c1", "ad_click", 0, "paid_search"),  # enters b2b-sales, aida, customer-journey
         ("c1", "content_download", 1, "email"),
@@ -225,11 +223,8 @@ def test_engine_outputs_validate_against_their_schemas() -> None:
         ("c2", "quote_rejected", 10, None),  # lost in briefing
         ("c3", "page_view", 11, "organic"),
     ]
-    outputs = []
-    for n, (contact, kind, day, channel) in enumerate(journey):
-        outputs += engine.observe(touch(n, contact, kind, day, channel))
-    outputs += engine.advance_to(touch(99, "c3", "page_view", 28).at)
-    documents = [orjson.loads(orjson.dumps(output)) for output in outputs]
+    touches = [touch(n, contact, kind, day, channel) for n, (contact, kind, day, channel) in enumerate(journey)]
+    documents = replay(PRESETS, touches, until=touch(99, "c3", "page_view", 28).at, check=False).outputs
     for doc in documents:
         errors = [error.message for error in validator(doc["kind"]).iter_errors(doc)]
         assert errors == [], doc

@@ -16,11 +16,11 @@ from typing import Any
 
 import orjson
 import pytest
+from factories import DAY, replay
 
 from processor.cli import simulate
-from processor.config.definitions import load_file, load_preset
+from processor.config.definitions import load_preset
 from processor.config.schemas import validator
-from processor.funnel.engine import Engine
 from processor.funnel.outputs import DroppedOff, Output, StageTransitioned
 from processor.funnel.timefmt import format_time, parse_time
 from processor.funnel.touchpoint import decode, from_dict
@@ -48,15 +48,12 @@ def docs(data: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in data.splitlines()]
 
 
-def replay(funnel_specs: list[str], data: bytes) -> list[Output]:
-    funnels = [load_preset(s) if not s.endswith(".json") else load_file(s) for s in funnel_specs]
-    engine = Engine(funnels)
-    outputs: list[Output] = []
-    for line in data.splitlines():
-        outputs.extend(engine.observe(decode(line)))
-    assert engine.clock is not None
-    outputs.extend(engine.advance_to(engine.clock + 400 * 86_400_000_000))  # let every stall fire
-    return outputs
+def outputs_of(funnel_specs: list[str], data: bytes) -> list[Output]:
+    """The engine's outputs for the file, every stall fired (400 days after the last touchpoint)."""
+    funnels = [Path(s) if s.endswith(".json") else s for s in funnel_specs]
+    run = replay(funnels, data.splitlines(), flush=400 * DAY, check=False)
+    assert run.engine.clock is not None and run.letters == []
+    return run.produced
 
 
 def transitions(outputs: list[Output]) -> list[StageTransitioned]:
@@ -158,7 +155,7 @@ def test_duplicates_are_exact_copies_at_the_requested_rate(tmp_path: Path) -> No
 def test_conversion_follows_the_requested_probabilities(tmp_path: Path) -> None:
     argv = ["--funnel", "aida", "--contacts", "5000", "--seed", "21"]
     data = run(tmp_path, *argv, "--conversion", "awareness=0.5", "--conversion", "interest=0.2")
-    outputs = replay(["aida"], data)
+    outputs = outputs_of(["aida"], data)
     entered = Counter(t["to_stage"] for t in transitions(outputs))
     left = Counter(t["from_stage"] for t in transitions(outputs) if t["from_stage"] is not None)
     assert entered["awareness"] == 5000  # every contact enters at the top
@@ -172,7 +169,7 @@ def test_conversion_follows_the_requested_probabilities(tmp_path: Path) -> None:
 def test_channel_conversion_scales_the_probabilities_of_contacts_by_their_first_channel(tmp_path: Path) -> None:
     argv = ["--funnel", "aida", "--contacts", "6000", "--seed", "21", "--start", START]
     factors = ["--channel-conversion", "social=1.6", "--channel-conversion", "paid_search=0.4"]
-    outputs = replay(["aida"], run(tmp_path, *argv, *factors, "--conversion", "awareness=0.5"))
+    outputs = outputs_of(["aida"], run(tmp_path, *argv, *factors, "--conversion", "awareness=0.5"))
     moves = transitions(outputs)
     first = {t["contact_id"]: t["first_touch"]["channel"] for t in moves}
     entered = Counter(first[t["contact_id"]] for t in moves if t["to_stage"] == "awareness")
@@ -202,17 +199,17 @@ def test_lost_touchpoints_lose_contacts(tmp_path: Path) -> None:
     argv = ["--funnel", "aida", "--contacts", "300", "--seed", "4", "--conversion", "awareness=0"]
     data = run(tmp_path, *argv, "--lost-rate", "1", "--delay", "awareness=1h")
     assert any(d["type"] == "unsubscribed" for d in docs(data))
-    outputs = replay(["aida"], data)
+    outputs = outputs_of(["aida"], data)
     lost = dropoffs(outputs, "lost")
     assert len({d["contact_id"] for d in lost}) == 300  # a one-hour mean never reaches the 14-day stall
     assert {d["stage"] for d in lost} == {"awareness"}
-    assert not dropoffs(replay(["aida"], run(tmp_path, *argv, "--lost-rate", "0")), "lost")
+    assert not dropoffs(outputs_of(["aida"], run(tmp_path, *argv, "--lost-rate", "0")), "lost")
 
 
 def test_nth_rules_are_met(tmp_path: Path) -> None:
     conversions = [f"--conversion={s}=1" for s in ("suspect", "lead", "prospect", "customer")]
     argv = ["--funnel", "b2b-sales", "--contacts", "200", "--seed", "6", "--skip-rate", "0"]
-    moves = transitions(replay(["b2b-sales"], run(tmp_path, *argv, *conversions)))
+    moves = transitions(outputs_of(["b2b-sales"], run(tmp_path, *argv, *conversions)))
     assert Counter(t["to_stage"] for t in moves)["loyal_customer"] == 200  # purchase nth=2
 
 
@@ -222,7 +219,7 @@ def test_noise_never_moves_anyone(tmp_path: Path) -> None:
     argv = ["--funnel", "customer-journey", "--contacts", "200", "--seed", "6", "--skip-rate", "0"]
     data = run(tmp_path, *argv, *conversions, "--conversion", "service=0", "--noise-rate", "0.8")
     stages = load_preset("customer-journey").stages
-    moves = transitions(replay(["customer-journey"], data))
+    moves = transitions(outputs_of(["customer-journey"], data))
     assert Counter(t["to_stage"] for t in moves) == dict.fromkeys(stages[:-1], 200)
     for t in moves:  # with no skips asked for, every move is exactly one stage
         assert t["skipped"] == []
@@ -232,7 +229,7 @@ def test_noise_never_moves_anyone(tmp_path: Path) -> None:
 
 def test_skips_fill_skipped_lists(tmp_path: Path) -> None:
     argv = ["--funnel", "aida", "--contacts", "200", "--seed", "2", "--skip-rate", "1"]
-    moves = transitions(replay(["aida"], run(tmp_path, *argv, "--conversion", "awareness=1")))
+    moves = transitions(outputs_of(["aida"], run(tmp_path, *argv, "--conversion", "awareness=1")))
     assert Counter(tuple(t["skipped"]) for t in moves if t["from_stage"] == "awareness") == {("interest",): 200}
 
 
@@ -263,16 +260,18 @@ def test_channel_and_property_conditions_are_satisfied(tmp_path: Path) -> None:
     path = tmp_path / "picky.json"
     path.write_text(json.dumps(definition))
     argv = ["--funnel-file", str(path), "--contacts", "100", "--seed", "9"]
-    won = replay([str(path)], run(tmp_path, *argv, "--conversion", "seen=1", "--conversion", "qualified=1"))
+    won = outputs_of([str(path)], run(tmp_path, *argv, "--conversion", "seen=1", "--conversion", "qualified=1"))
     assert Counter(t["to_stage"] for t in transitions(won))["won"] == 100
-    lost = replay([str(path)], run(tmp_path, *argv, "--conversion", "seen=0", "--lost-rate", "1", "--delay", "seen=1h"))
+    lost = outputs_of(
+        [str(path)], run(tmp_path, *argv, "--conversion", "seen=0", "--lost-rate", "1", "--delay", "seen=1h")
+    )
     assert len(dropoffs(lost, "lost")) == 100
 
 
 def test_several_funnels_share_one_file_and_settings_can_name_a_funnel(tmp_path: Path) -> None:
     argv = ["--funnel", "aida", "--funnel", "customer-journey", "--contacts", "600", "--seed", "5"]
     data = run(tmp_path, *argv, "--conversion", "aida:awareness=0", "--conversion", "customer-journey:awareness=1")
-    moves = transitions(replay(["aida", "customer-journey"], data))
+    moves = transitions(outputs_of(["aida", "customer-journey"], data))
     aida = [t for t in moves if t["funnel"] == "aida"]
     journey = [t for t in moves if t["funnel"] == "customer-journey"]
     # Both funnels' awareness types overlap, so every contact enters customer-journey; only

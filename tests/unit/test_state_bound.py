@@ -16,15 +16,13 @@ from itertools import count, islice
 from pathlib import Path
 from typing import Any
 
-import orjson
-from factories import MINUTE, Touchpoints
+from factories import DAY, MINUTE, Touchpoints, line, replay
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.config.definitions import PRESETS, load_funnels
-from processor.funnel.engine import Engine
 from processor.funnel.journey import RECENT, Limits, event_hash
-from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, MAX_EVENT_ID, MAX_TYPE, from_dict
+from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, MAX_EVENT_ID, MAX_TYPE
 from processor.worker.state.entry import Layout, decode_entry, encode_entry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +58,9 @@ def test_the_bound_for_the_presets_is_the_one_the_readme_states() -> None:
 
 
 def test_the_longest_values_everywhere_keep_the_entry_under_the_bound() -> None:
-    engine = Engine(FUNNELS)
-    outputs = [o for doc in longest_journey() for o in engine.observe(from_dict(doc))]
-    ((contact, state),) = engine.store.items()
+    run = replay(FUNNELS, longest_journey())
+    outputs = run.outputs
+    ((contact, state),) = run.engine.store.items()
     # The state is as full as it gets:
     assert len(state.recent) == RECENT and len(state.seen_ids) == Limits().dedup_capacity
     assert set(state.positions) == set(PRESETS) and dict(state.counts) == {"purchase": 2}
@@ -81,11 +79,10 @@ def test_the_longest_values_everywhere_keep_the_entry_under_the_bound() -> None:
 
 def test_printable_ascii_at_the_longest_stays_far_under_the_bound() -> None:
     """What a producer sending ordinary long names costs: about a quarter of the worst case."""
-    engine = Engine(FUNNELS)
-    for doc in longest_journey():
-        doc = {k: v.replace("\x01", "x") if isinstance(v, str) else v for k, v in doc.items()}
-        engine.observe(from_dict(doc))
-    ((_, state),) = engine.store.items()
+    printable = [
+        {k: v.replace("\x01", "x") if isinstance(v, str) else v for k, v in doc.items()} for doc in longest_journey()
+    ]
+    ((_, state),) = replay(FUNNELS, printable).engine.store.items()
     size = len(encode_entry(WIDEST_OFFSET, state, LAYOUT))
     assert 3_500 < size < 4_500, size
 
@@ -108,11 +105,12 @@ KINDS = st.sampled_from(sorted({t for f in FUNNELS for t in f.types})) | st.samp
     start=st.sampled_from(["0001-01-01T00:00:00+00:00", "1500-03-01T00:00:00+00:00", "9000-01-01T00:00:00+00:00"]),
 )
 def test_any_journey_stays_under_the_bound(steps: list[tuple[str, str, str, int]], start: str) -> None:
-    engine = Engine(FUNNELS)
     make = Touchpoints(start=datetime.fromisoformat(start))
-    for kind, channel, campaign, gap in steps:
-        doc = make(kind, "c1", after=timedelta(seconds=gap), channel=channel[:MAX_CHANNEL], campaign=campaign)
-        engine.observe(from_dict(orjson.loads(orjson.dumps(doc))))
-    engine.advance_to(engine.clock + 400 * 86_400_000_000 if engine.clock is not None else 0)
-    for state in engine.store.values():
+    records = [
+        line(make(kind, "c1", after=timedelta(seconds=gap), channel=channel[:MAX_CHANNEL], campaign=campaign))
+        for kind, channel, campaign, gap in steps
+    ]
+    run = replay(FUNNELS, records, flush=400 * DAY, check=False)  # as sent: through JSON; every stall fires
+    assert run.letters == []
+    for state in run.engine.store.values():
         assert len(encode_entry(WIDEST_OFFSET, state, LAYOUT)) <= STATED
