@@ -24,13 +24,13 @@ import orjson
 from kafka import KafkaProducer
 from test_worker_matches_replay import assert_same_outputs, simulate
 
-from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels
 from processor.config.schemas import validator
 from processor.config.settings import Settings
 from processor.funnel.timefmt import parse_time
 from processor.kafka import clients as kafkaio
 from processor.kafka.clients import ConsumedRecord
+from processor.tools.replay import run_replay
 from processor.worker.agent import default_partition
 
 PARTITIONS = 4

@@ -19,12 +19,12 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from processor.cli.replay import run_replay
 from processor.config.definitions import load_funnels
 from processor.config.schemas import validator
 from processor.config.settings import Settings
 from processor.funnel.timefmt import parse_time
 from processor.kafka import clients as kafkaio
+from processor.tools.replay import run_replay
 from processor.worker.agent import default_partition
 
 PARTITIONS = 2

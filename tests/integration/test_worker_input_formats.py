@@ -30,13 +30,13 @@ from test_worker_matches_replay import assert_same_outputs, collect, oracle
 from test_worker_restarts import wait_for_outputs, worker_env
 
 from processor.cli import main
-from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels
 from processor.config.schemas import validator
 from processor.config.settings import Settings
 from processor.funnel.formats import record_key
 from processor.kafka import clients as kafkaio
 from processor.kafka.clients import ConsumedRecord
+from processor.tools.replay import run_replay
 from processor.worker.outbox import default_partition
 from processor.worker.state.sourcemarks import origin
 

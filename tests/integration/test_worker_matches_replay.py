@@ -19,11 +19,11 @@ import orjson
 import pytest
 
 from processor.cli import main
-from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels
 from processor.config.schemas import validator
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
+from processor.tools.replay import run_replay
 from processor.worker.agent import default_partition
 
 TOUCHPOINTS = 20_000

@@ -23,7 +23,6 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from factories import DAY, T0, Touchpoints, micros
 
-from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels, load_preset
 from processor.config.schemas import validator
 from processor.funnel.timefmt import MAX_US, MIN_US, format_time, parse_time
@@ -35,6 +34,7 @@ from processor.funnel.touchpoint import (
     check_not_ahead,
     from_dict,
 )
+from processor.tools.replay import run_replay
 from processor.tools.simgen import Config, generate, plan_for
 from processor.worker.agent import arrival_us
 
