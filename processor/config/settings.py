@@ -459,24 +459,6 @@ class Settings:
         """'kafka://h1:p1;h2:p2', the broker URL list faust expects."""
         return self.broker_url
 
-    def kafka_client_config(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python clients: only the keys that apply, secrets revealed."""
-        config: dict[str, Any] = {"bootstrap_servers": self.broker_hosts(), "security_protocol": self.security_protocol}
-        if self.sasl_password is not None:  # set exactly when the protocol is SASL_*
-            config["sasl_mechanism"] = self.sasl_mechanism
-            config["sasl_plain_username"] = self.sasl_username
-            config["sasl_plain_password"] = self.sasl_password.reveal()
-        for key, path in (
-            ("ssl_cafile", self.ssl_cafile),
-            ("ssl_certfile", self.ssl_certfile),
-            ("ssl_keyfile", self.ssl_keyfile),
-        ):
-            if path is not None:
-                config[key] = str(path)
-        if self.ssl_key_password is not None:
-            config["ssl_password"] = self.ssl_key_password.reveal()
-        return config
-
 
 def documented() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) per setting, in the order of the table: for `worker --help` and the README."""
