@@ -19,8 +19,8 @@ import orjson
 
 from bench.procs import BenchError, Broker, Proc, Procs, python_command
 from localbrokers.net import free_loopback_port
-from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels
+from processor.tools.replay import run_replay
 from processor.worker.outbox import default_partition
 
 HERE = Path(__file__).resolve().parent

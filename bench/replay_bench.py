@@ -27,8 +27,8 @@ from pathlib import Path
 
 import orjson
 
-from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels
+from processor.tools.replay import run_replay
 
 DATA = Path(__file__).resolve().parent / "data"
 TARGET_RATIO = 2.0

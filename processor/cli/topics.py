@@ -1,18 +1,12 @@
-"""`funnel-processor topics create|check`: the worker's Kafka topics, from FUNNEL_* variables.
-
-`create` makes the missing topics (existing ones are left alone) and then checks them all;
-`check` only checks. Both exit 0 when the topics are ready for the worker, 2 otherwise,
-printing each problem with what to do about it.
-"""
+"""`funnel-processor topics create|check`: its options; the work is `processor.tools.topics`."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from processor.config.settings import Settings, SettingsError
-from processor.kafka import clients as kafkaio
+from processor.kafka.plainclient import CONNECT_TIMEOUT_S
+from processor.tools.topics import topics
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +25,7 @@ def register(subparsers: Any) -> None:
         action.add_argument(
             "--connect-timeout",
             type=float,
-            default=kafkaio.CONNECT_TIMEOUT_S,
+            default=CONNECT_TIMEOUT_S,
             metavar="SECONDS",
             help="how long to try to reach the broker (default %(default)s)",
         )
@@ -39,25 +33,4 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        return _fail(str(exc))
-    timeout = args.connect_timeout
-    try:
-        if args.topics_action == "create":
-            for line in kafkaio.create_topics(settings, connect_timeout_s=timeout):
-                print(line)
-        problems = kafkaio.check_partitions(settings, connect_timeout_s=timeout)
-        problems += kafkaio.check_compaction(settings, connect_timeout_s=timeout)
-    except kafkaio.KafkaIOError as exc:
-        return _fail(str(exc))
-    if problems:
-        return _fail("the topics are not ready for the worker:\n  " + "\n  ".join(problems))
-    print(f"topics ready: {len(kafkaio.all_topics(settings))} topics at {settings.broker_url}")
-    return 0
-
-
-def _fail(message: str) -> int:
-    print(f"funnel-processor topics: {message}", file=sys.stderr)
-    return 2
+    return topics(args.topics_action, args.connect_timeout)

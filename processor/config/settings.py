@@ -12,262 +12,25 @@ import dataclasses
 import difflib
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from processor.config import values
+from processor.config import crosschecks, values
 from processor.config.definitions import PRESETS, load_funnels
 from processor.config.eventmapping import MappingError, load_mapping
-from processor.config.values import Check, Secret
+from processor.config.values import Secret
+from processor.config.variables import IGNORED_PREFIX, PREFIX, VARS, SettingsError
 from processor.funnel.definition import Breakdown, DefinitionError, breakdowns_of
-from processor.funnel.formats import FORMATS
 from processor.funnel.timefmt import parse_duration
 from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US
 
 __all__ = ["ENV_VARS", "Secret", "Settings", "SettingsError", "documented"]
 
-PREFIX = "FUNNEL_"
-# Variables the test suite reads (e.g. FUNNEL_TEST_BROKER); a worker started by it inherits them.
-IGNORED_PREFIX = "FUNNEL_TEST_"
+ENV_VARS: frozenset[str] = frozenset(VARS)
 _WILDCARD_BINDS = frozenset({"0.0.0.0", "::"})  # noqa: S104  (recognised, not bound)
-STORES = ("rocksdb", "memory")
-GUARANTEES = ("at_least_once", "exactly_once")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-KEYINGS = ("contact", "any")  # FUNNEL_INPUT_KEYED: read directly, or re-keyed by contact (processor/worker/rekey.py)
-
-
-class SettingsError(ValueError):
-    """A setting that cannot work; the message starts with the variable's name."""
-
-
-@dataclass(frozen=True)
-class _Var:
-    """One setting: its field, check, parser and printer, and what `worker --help` says it means."""
-
-    field: str
-    check: Check
-    parse: Callable[[str], Any] = str  # environment text -> typed value
-    show: Callable[[Any], str] = str  # typed value -> what describe() prints
-    meaning: str = dataclasses.field(default="", kw_only=True)  # one line; a test requires it
-
-
-_TOPICS = {
-    "TOUCHPOINTS": "input: records in FUNNEL_INPUT_FORMAT (touchpoints keyed by contact_id, by default)",
-    "TRANSITIONS": "output: stage transitions",
-    "DROPOFFS": "output: drop-offs",
-    "DEADLETTER": "refused records, with their reason and source",
-    "TICKS": "internal clock ticks (same partitions as the input)",
-}
-_VARS: dict[str, _Var] = {
-    "FUNNEL_BROKER_URL": _Var(
-        "broker_url", values.brokers, meaning="Kafka brokers: one or more host:port, separated by ';' or ','"
-    ),
-    "FUNNEL_FUNNELS": _Var(
-        "funnels",
-        values.funnel_specs,
-        values.funnel_list,
-        ",".join,
-        meaning="the funnels to run, in order: preset names or definition file paths, comma-separated",
-    ),
-    "FUNNEL_BREAKDOWNS": _Var(
-        "breakdowns",
-        values.breakdowns,
-        values.breakdown_list,
-        values.breakdown_text,
-        meaning="what the presets' stage entries, exits and drop-offs are also counted by (a definition file names "
-        "its own): first_channel, first_campaign, trigger_channel, separated by ';', each with =value,value... "
-        "(channels default to organic, paid_search, email, direct, referral, social; campaigns must be listed); "
-        "off for none",
-    ),
-    **{
-        f"FUNNEL_TOPIC_{name}": _Var(f"topic_{name.lower()}", values.topic, meaning=meaning)
-        for name, meaning in _TOPICS.items()
-    },
-    "FUNNEL_INPUT_FORMAT": _Var(
-        "input_format",
-        values.one_of(*FORMATS),
-        meaning="the input's records: touchpoint, segment (Segment's spec, also RudderStack's) or snowplow "
-        "(enriched events as the Analytics SDKs write them in JSON)",
-    ),
-    "FUNNEL_INPUT_KEYED": _Var(
-        "input_keyed",
-        lambda value: "" if value == "" else values.one_of(*KEYINGS)(value),
-        meaning="contact: the input is keyed by contact_id and read directly; any: keyed any way, and re-keyed by "
-        "contact through {app_id}-touchpoints-by-contact (default: contact for touchpoint, any for the other "
-        "formats, which are always re-keyed)",
-    ),
-    "FUNNEL_INPUT_MAPPING": _Var(
-        "input_mapping",
-        values.optional(values.existing_file),
-        Path,
-        meaning="event mapping file (JSON, schemas/event-mapping) for segment and snowplow: event names to "
-        "touchpoint types, UTM medium and source to channels (default: names in normal form, the default rules)",
-    ),
-    "FUNNEL_APP_ID": _Var(
-        "app_id",
-        values.topic,
-        meaning="consumer group; the table changelogs are {app_id}-journeys-changelog and {app_id}-clocks-changelog",
-    ),
-    "FUNNEL_PARTITIONS": _Var(
-        "partitions",
-        values.between(1, 1024),
-        values.whole,
-        meaning="partitions of the input, the ticks and the changelogs; checked at start",
-    ),
-    "FUNNEL_REPLICATION_FACTOR": _Var(
-        "replication_factor",
-        values.between(1, 16),
-        values.whole,
-        meaning="replication factor of the topics made by topics create",
-    ),
-    "FUNNEL_WEB_PORT": _Var(
-        "web_port", values.between(1, 65535), values.whole, meaning="web server port: /metrics and the queries"
-    ),
-    "FUNNEL_WEB_BIND": _Var("web_bind", values.host, meaning="address the web server binds; containers bind 0.0.0.0"),
-    "FUNNEL_WEB_HOST": _Var(
-        "web_host",
-        values.host_or_derived,
-        meaning="how other workers reach this one (default: the bind address, or the host name for 0.0.0.0 or ::)",
-    ),
-    "FUNNEL_WEB_TOKEN": _Var(
-        "web_token",
-        values.optional(values.bearer_token),
-        values.bearer_token_text,
-        meaning="secret (masked when printed): the query endpoints need Authorization: Bearer with it; "
-        "at least 32 characters of A-Z a-z 0-9 - . _ ~ + / (e.g. openssl rand -hex 32)",
-    ),
-    "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES": _Var(
-        "web_allow_unauthenticated_queries",
-        values.one_of("false", "true"),
-        meaning="true serves the query endpoints without a token on a non-loopback bind; refused with a token",
-    ),
-    "FUNNEL_DATA_DIR": _Var("data_dir", values.directory, Path, meaning="where the RocksDB tables live"),
-    "FUNNEL_STORE": _Var(
-        "store",
-        values.one_of(*STORES),
-        meaning="rocksdb, or memory (the state is rebuilt from the changelog at start)",
-    ),
-    "FUNNEL_PROCESSING_GUARANTEE": _Var(
-        "processing_guarantee",
-        values.one_of(*GUARANTEES),
-        meaning=(
-            "at_least_once, or exactly_once (Kafka with transactions; not on Tansu; "
-            "one worker per group, see Guarantees)"
-        ),
-    ),
-    "FUNNEL_DEDUP_HORIZON": _Var(
-        "dedup_horizon_us",
-        values.positive,
-        parse_duration,
-        values.duration_text,
-        meaning="a repeated event id within this span of the contact's own event times is a duplicate",
-    ),
-    "FUNNEL_FUTURE_TOLERANCE": _Var(
-        "future_tolerance_us",
-        values.positive,
-        values.tolerance,
-        values.tolerance_text,
-        meaning="a touchpoint dated more than this after it arrived (its record's timestamp, at most the wall "
-        "clock) is dead-lettered as future_timestamp; off for synthetic data dated in the future",
-    ),
-    "FUNNEL_TICK_INTERVAL": _Var(
-        "tick_interval_s",
-        values.positive,
-        values.seconds,
-        values.seconds_text,
-        meaning="how often each owned partition gets a clock tick",
-    ),
-    "FUNNEL_IDLE_AFTER": _Var(
-        "idle_after_s",
-        values.positive,
-        values.seconds,
-        values.seconds_text,
-        meaning="quiet time before a partition's clock follows the wall clock",
-    ),
-    "FUNNEL_BATCH_SIZE": _Var(
-        "batch_size",
-        values.between(1, 100_000),
-        values.whole,
-        meaning="records processed before the worker waits for Kafka's acknowledgements and writes states",
-    ),
-    "FUNNEL_BATCH_WAIT": _Var(
-        "batch_wait_s",
-        values.positive,
-        values.seconds,
-        values.seconds_text,
-        meaning="the longest a batch stays open (it also closes once the input is caught up); "
-        "under half the session timeout",
-    ),
-    "FUNNEL_FETCH_MAX_WAIT": _Var(
-        "fetch_max_wait_s",
-        values.positive,
-        values.seconds,
-        values.seconds_text,
-        meaning="how long a fetch of the input may wait for data (Faust's own default is fixed at 1.5s)",
-    ),
-    "FUNNEL_SESSION_TIMEOUT": _Var(
-        "session_timeout_s",
-        values.positive,
-        values.seconds,
-        values.seconds_text,
-        meaning="consumer group session timeout",
-    ),
-    "FUNNEL_LOG_LEVEL": _Var("log_level", values.one_of(*LOG_LEVELS), meaning="debug, info, warning or error"),
-    "FUNNEL_END_OFFSETS_FROM_FETCH": _Var(
-        "end_offsets_from_fetch",
-        values.one_of("false", "true"),
-        meaning="true works around brokers whose ListOffsets(latest) is short (Tansu 0.6)",
-    ),
-    "FUNNEL_SECURITY_PROTOCOL": _Var(
-        "security_protocol", values.one_of(*PROTOCOLS), meaning="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
-    ),
-    "FUNNEL_SASL_MECHANISM": _Var(
-        "sasl_mechanism",
-        values.optional(values.one_of(*SASL_MECHANISMS)),
-        meaning="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; required with SASL_*",
-    ),
-    "FUNNEL_SASL_USERNAME": _Var(
-        "sasl_username", values.optional(values.name), meaning="SASL user name; required with SASL_*"
-    ),
-    "FUNNEL_SASL_PASSWORD": _Var(
-        "sasl_password",
-        values.optional(values.secret),
-        Secret,
-        meaning="SASL password (never printed); required with SASL_*",
-    ),
-    "FUNNEL_SSL_CAFILE": _Var(
-        "ssl_cafile",
-        values.optional(values.existing_file),
-        Path,
-        meaning="CA certificates (PEM file) to verify the brokers; else the system's",
-    ),
-    "FUNNEL_SSL_CERTFILE": _Var(
-        "ssl_certfile",
-        values.optional(values.existing_file),
-        Path,
-        meaning="client certificate (PEM file), with FUNNEL_SSL_KEYFILE",
-    ),
-    "FUNNEL_SSL_KEYFILE": _Var(
-        "ssl_keyfile",
-        values.optional(values.existing_file),
-        Path,
-        meaning="client private key (PEM file), with FUNNEL_SSL_CERTFILE",
-    ),
-    "FUNNEL_SSL_KEY_PASSWORD": _Var(
-        "ssl_key_password",
-        values.optional(values.secret),
-        Secret,
-        meaning="password of the client private key (never printed)",
-    ),
-}
-ENV_VARS: frozenset[str] = frozenset(_VARS)
-_SASL_VARS = ("FUNNEL_SASL_MECHANISM", "FUNNEL_SASL_USERNAME", "FUNNEL_SASL_PASSWORD")
-_SSL_VARS = ("FUNNEL_SSL_CAFILE", "FUNNEL_SSL_CERTFILE", "FUNNEL_SSL_KEYFILE", "FUNNEL_SSL_KEY_PASSWORD")
 
 
 @dataclass(frozen=True)
@@ -332,7 +95,7 @@ class Settings:
     ssl_keyfile: Path | None = None
     ssl_key_password: Secret | None = None
 
-    ENV: ClassVar[Mapping[str, str]] = MappingProxyType({var: spec.field for var, spec in _VARS.items()})
+    ENV: ClassVar[Mapping[str, str]] = MappingProxyType({var: spec.field for var, spec in VARS.items()})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -340,7 +103,7 @@ class Settings:
         env = os.environ if environ is None else environ
         _refuse_unknown(env)
         given: dict[str, Any] = {}
-        for var, spec in _VARS.items():
+        for var, spec in VARS.items():
             raw = env.get(var, "")
             text = raw if spec.parse is Secret else raw.strip()  # a password keeps its spaces
             if text:
@@ -351,7 +114,7 @@ class Settings:
         return cls(**given)
 
     def __post_init__(self) -> None:
-        for var, spec in _VARS.items():
+        for var, spec in VARS.items():
             try:
                 object.__setattr__(self, spec.field, spec.check(getattr(self, spec.field)))
             except ValueError as exc:
@@ -359,10 +122,10 @@ class Settings:
         if not self.web_host:
             host = socket.gethostname() if self.web_bind in _WILDCARD_BINDS else self.web_bind
             object.__setattr__(self, "web_host", host)
-        self._check_topics_distinct()
+        crosschecks.topics_are_distinct(self)
         self._check_input()
-        self._check_security()
-        self._check_web_access()
+        crosschecks.security_fits_protocol(self)
+        crosschecks.web_access_is_clear(self)
         if self.batch_wait_s * 2 >= self.session_timeout_s:
             wait, session = values.seconds_text(self.batch_wait_s), values.seconds_text(self.session_timeout_s)
             raise SettingsError(
@@ -373,22 +136,6 @@ class Settings:
             load_funnels(self.funnels)
         except DefinitionError as exc:
             raise SettingsError(f"FUNNEL_FUNNELS: {exc}") from None
-
-    def _value(self, var: str) -> Any:
-        return getattr(self, _VARS[var].field)
-
-    def _check_topics_distinct(self) -> None:
-        seen: dict[str, str] = {}  # Kafka refuses topics whose names differ only by '.' against '_'
-        for var in (f"FUNNEL_TOPIC_{name}" for name in _TOPICS):
-            topic = self._value(var)
-            other = seen.setdefault(topic.replace(".", "_"), var)
-            if other == var:
-                continue
-            if self._value(other) == topic:
-                raise SettingsError(f"{var}: {topic!r} is already the topic of {other}")
-            raise SettingsError(
-                f"{var}: {topic!r} collides with {other} ({self._value(other)!r}): Kafka treats '.' and '_' alike"
-            )
 
     def _check_input(self) -> None:
         native = self.input_format == "touchpoint"
@@ -415,38 +162,10 @@ class Settings:
         """Whether the input is re-keyed by contact through an internal topic (processor/worker/rekey.py)."""
         return self.input_keyed == "any"
 
-    def _check_security(self) -> None:
-        protocol = self.security_protocol
-        for group, applies, needs in (
-            (_SASL_VARS, protocol.startswith("SASL_"), "SASL_PLAINTEXT or SASL_SSL"),
-            (_SSL_VARS, protocol.endswith("SSL"), "SSL or SASL_SSL"),
-        ):
-            for var in group:
-                if self._value(var) is not None and not applies:
-                    raise SettingsError(
-                        f"{var}: '{self._value(var)}' is set, but FUNNEL_SECURITY_PROTOCOL is {protocol};"
-                        f" it applies only to {needs}"
-                    )
-        for var in _SASL_VARS:
-            if protocol.startswith("SASL_") and self._value(var) is None:
-                raise SettingsError(f"{var}: required when FUNNEL_SECURITY_PROTOCOL is {protocol}")
-        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            given, missing = ("CERTFILE", "KEYFILE") if self.ssl_keyfile is None else ("KEYFILE", "CERTFILE")
-            raise SettingsError(f"FUNNEL_SSL_{missing}: required with FUNNEL_SSL_{given} (they go together)")
-        if self.ssl_key_password is not None and self.ssl_keyfile is None:
-            raise SettingsError("FUNNEL_SSL_KEY_PASSWORD: '****' is set, but there is no FUNNEL_SSL_KEYFILE")
-
-    def _check_web_access(self) -> None:
-        if self.web_token is not None and self.web_allow_unauthenticated_queries == "true":
-            raise SettingsError(
-                "FUNNEL_WEB_ALLOW_UNAUTHENTICATED_QUERIES: 'true', but FUNNEL_WEB_TOKEN is set and the query"
-                " endpoints need it; unset one of the two"
-            )
-
     def describe(self) -> str:
         """One 'FUNNEL_X = value' line per setting, secrets masked: for printing at start."""
         lines = []
-        for var, spec in _VARS.items():
+        for var, spec in VARS.items():
             value = getattr(self, spec.field)
             lines.append(f"{var} = {'(unset)' if value is None else spec.show(value)}")
         return "\n".join(lines)
@@ -459,30 +178,12 @@ class Settings:
         """'kafka://h1:p1;h2:p2', the broker URL list faust expects."""
         return self.broker_url
 
-    def kafka_client_config(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python clients: only the keys that apply, secrets revealed."""
-        config: dict[str, Any] = {"bootstrap_servers": self.broker_hosts(), "security_protocol": self.security_protocol}
-        if self.sasl_password is not None:  # set exactly when the protocol is SASL_*
-            config["sasl_mechanism"] = self.sasl_mechanism
-            config["sasl_plain_username"] = self.sasl_username
-            config["sasl_plain_password"] = self.sasl_password.reveal()
-        for key, path in (
-            ("ssl_cafile", self.ssl_cafile),
-            ("ssl_certfile", self.ssl_certfile),
-            ("ssl_keyfile", self.ssl_keyfile),
-        ):
-            if path is not None:
-                config[key] = str(path)
-        if self.ssl_key_password is not None:
-            config["ssl_password"] = self.ssl_key_password.reveal()
-        return config
-
 
 def documented() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) per setting, in the order of the table: for `worker --help` and the README."""
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     rows = []
-    for var, spec in _VARS.items():
+    for var, spec in VARS.items():
         default = defaults[spec.field]
         shown = "(unset)" if default is None else "(derived)" if default == "" else spec.show(default)
         rows.append((var, shown, spec.meaning))
@@ -493,10 +194,10 @@ def _refuse_unknown(env: Mapping[str, str]) -> None:
     """A FUNNEL_* variable the worker does not read is most likely a typo: refuse it, suggesting the closest."""
     for name in sorted(env):
         upper = name.upper()
-        if not upper.startswith(PREFIX) or upper.startswith(IGNORED_PREFIX) or name in _VARS or not env[name]:
+        if not upper.startswith(PREFIX) or upper.startswith(IGNORED_PREFIX) or name in VARS or not env[name]:
             continue
         # Compare what follows the prefix, which every name shares and would make all look alike.
-        suffixes = sorted(var.removeprefix(PREFIX) for var in _VARS)
+        suffixes = sorted(var.removeprefix(PREFIX) for var in VARS)
         close = difflib.get_close_matches(upper.removeprefix(PREFIX), suffixes, n=1)
-        hint = f"did you mean {PREFIX}{close[0]}?" if close else f"the variables read are {', '.join(sorted(_VARS))}"
+        hint = f"did you mean {PREFIX}{close[0]}?" if close else f"the variables read are {', '.join(sorted(VARS))}"
         raise SettingsError(f"{name}: not a setting this worker reads; {hint}")

@@ -27,10 +27,15 @@ import time
 from typing import Any
 
 from processor.config.settings import Settings
+from processor.kafka.connection import Connection
+from processor.kafka.errors import AuthenticationFailed as AuthenticationFailed
+from processor.kafka.errors import BrokerUnavailable as BrokerUnavailable
+from processor.kafka.errors import KafkaIOError as KafkaIOError
+from processor.kafka.errors import TlsFailed as TlsFailed
+from processor.kafka.errors import TlsFilesUnusable as TlsFilesUnusable
 
 CLIENT_ID = "funnel-processor-connect-check"
 CLOSE_WAIT_S = 2.0  # for the check's connection to close
-TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 # OpenSSL's verify codes for a chain that does not lead to a trusted CA
 # (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, _SELF_SIGNED_CERT_IN_CHAIN, _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
 # _UNABLE_TO_VERIFY_LEAF_SIGNATURE, _UNABLE_TO_GET_ISSUER_CERT).
@@ -40,80 +45,11 @@ IP_MISMATCH = 64  # X509_V_ERR_IP_ADDRESS_MISMATCH
 EXPIRED = 10  # X509_V_ERR_CERT_HAS_EXPIRED
 
 
-class KafkaIOError(RuntimeError):
-    """The broker or its topics keep a command from working; the message says what to do."""
-
-
-class BrokerUnavailable(KafkaIOError):
-    def __init__(self, settings: Settings, detail: object) -> None:
-        hosts = ", ".join(settings.broker_hosts())
-        super().__init__(f"cannot reach the Kafka broker at {hosts} (FUNNEL_BROKER_URL): {detail}")
-
-
-class TlsFilesUnusable(KafkaIOError):
-    """A TLS file exists but cannot be used (not PEM, wrong key password, key and certificate apart)."""
-
-
-class TlsFailed(KafkaIOError):
-    """The TLS handshake with the broker failed, most often its certificate verification."""
-
-
-class AuthenticationFailed(KafkaIOError):
-    """The broker refused the SASL mechanism or the user name and password."""
-
-
-def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """The TLS context for SSL and SASL_SSL (the host name is checked), else None.
-
-    Raises TlsFilesUnusable when the CA file, or the client's certificate and key, cannot be loaded.
-    """
-    if settings.security_protocol not in TLS_PROTOCOLS:
-        return None
-    from aiokafka.helpers import create_ssl_context
-
-    try:
-        context: ssl.SSLContext = create_ssl_context(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
-            certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
-            keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-            password=settings.ssl_key_password.reveal() if settings.ssl_key_password else None,
-        )
-    except ssl.SSLError as exc:
-        files = [
-            f"{var}={path}"
-            for var, path in (
-                ("FUNNEL_SSL_CAFILE", settings.ssl_cafile),
-                ("FUNNEL_SSL_CERTFILE", settings.ssl_certfile),
-                ("FUNNEL_SSL_KEYFILE", settings.ssl_keyfile),
-            )
-            if path is not None
-        ]
-        raise TlsFilesUnusable(
-            f"cannot load the TLS files ({', '.join(files) or 'the system CAs'}): {exc.reason or exc}; "
-            "the CA file must hold PEM certificates, the key must match the certificate and its password"
-        ) from None
-    return context
-
-
 def aiokafka_connection(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for aiokafka clients (the worker's own producers and consumers, the
-    end-offsets probe, the gap reads): brokers, security, credentials. Faust's clients get the
-    same from `processor.worker.app`, kafka-python's from `Settings.kafka_client_config`."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.broker_hosts(),
-        "security_protocol": settings.security_protocol,
-    }
-    if settings.sasl_mechanism is not None:
-        assert settings.sasl_password is not None
-        config.update(
-            sasl_mechanism=settings.sasl_mechanism,
-            sasl_plain_username=settings.sasl_username,
-            sasl_plain_password=settings.sasl_password.reveal(),
-        )
-    context = ssl_context(settings)
-    if context is not None:
-        config["ssl_context"] = context
-    return config
+    end-offsets probe, the gap reads): `Connection.aiokafka`, from the one description of the
+    connection (processor/kafka/connection.py) that kafka-python's and Faust's come from too."""
+    return Connection.of(settings).aiokafka()
 
 
 def check_connection(settings: Settings, timeout_s: float) -> None:
@@ -124,13 +60,15 @@ def check_connection(settings: Settings, timeout_s: float) -> None:
     """
     deadline = time.monotonic() + timeout_s
     address = _reachable(settings, deadline)
-    protocol = settings.security_protocol
+    connection = Connection.of(settings)
+    protocol = connection.security_protocol
     if protocol == "PLAINTEXT":
         return
-    context = ssl_context(settings)
+    context = connection.ssl_context()
     remaining = max(0.5, deadline - time.monotonic())
     try:
-        asyncio.run(asyncio.wait_for(_handshake(settings, address, context, remaining), remaining))
+        handshake = _handshake(settings, connection, address, context, remaining)
+        asyncio.run(asyncio.wait_for(handshake, remaining))
     except TimeoutError:
         steps = [
             name for name, done in (("the TLS handshake", context), ("SASL authentication", "SASL" in protocol)) if done
@@ -157,18 +95,13 @@ def _reachable(settings: Settings, deadline: float) -> str:
     raise BrokerUnavailable(settings, "; ".join(reasons))
 
 
-async def _handshake(settings: Settings, address: str, context: ssl.SSLContext | None, timeout_s: float) -> None:
+async def _handshake(
+    settings: Settings, connection: Connection, address: str, context: ssl.SSLContext | None, timeout_s: float
+) -> None:
     from aiokafka import errors
     from aiokafka.conn import AIOKafkaConnection
 
     host, _, port = address.rpartition(":")
-    sasl: dict[str, Any] = {}
-    if settings.sasl_password is not None:
-        sasl = {
-            "sasl_mechanism": settings.sasl_mechanism,
-            "sasl_plain_username": settings.sasl_username,
-            "sasl_plain_password": settings.sasl_password.reveal(),
-        }
     opened: list[bool] = []  # aiokafka calls on_close only for a connection that was made
     conn = AIOKafkaConnection(
         host.strip("[]"),
@@ -176,9 +109,9 @@ async def _handshake(settings: Settings, address: str, context: ssl.SSLContext |
         client_id=CLIENT_ID,
         request_timeout_ms=max(100, round(timeout_s * 1000)),
         ssl_context=context,
-        security_protocol=settings.security_protocol,
+        security_protocol=connection.security_protocol,
         on_close=lambda *_: opened.append(True),
-        **sasl,
+        **connection.sasl_keywords(),
     )
     try:
         await conn.connect()

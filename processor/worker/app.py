@@ -9,24 +9,24 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.base import BlueprintManager
 
 from processor.config.settings import Settings
-from processor.kafka.connect import ssl_context
+from processor.kafka.connection import Connection
 
 FETCH_WAIT_ATTR = "funnel_fetch_max_wait_s"
 
 
-def _credentials(settings: Settings) -> Any:
-    protocol = settings.security_protocol
-    if protocol == "PLAINTEXT":
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's broker credentials, from the one description of the connection (processor/kafka/connection.py)."""
+    connection = Connection.of(settings)
+    if connection.security_protocol == "PLAINTEXT":
         return None
-    context = ssl_context(settings)
-    if protocol == "SSL":
+    context = connection.ssl_context()
+    if connection.sasl is None:  # SSL
         return faust.SSLCredentials(context)
-    assert settings.sasl_username is not None and settings.sasl_password is not None
     return faust.SASLCredentials(
-        username=settings.sasl_username,
-        password=settings.sasl_password.reveal(),
+        username=connection.sasl.username,
+        password=connection.sasl.password.reveal(),
         ssl_context=context,
-        mechanism=settings.sasl_mechanism,
+        mechanism=connection.sasl.mechanism,
     )
 
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker(),
-        broker_credentials=_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,

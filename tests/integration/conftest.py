@@ -39,6 +39,7 @@ from localbrokers.net import accepts_connections, free_loopback_port
 from localbrokers.tansu import NoTansu, tansu_command
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
+from processor.kafka.connection import Connection
 
 STARTUP_TIMEOUT_S = 15.0  # Tansu accepting connections / a real broker answering
 STOP_TIMEOUT_S = 10.0  # SIGTERM -> exit (Tansu takes about 2 s), then SIGKILL
@@ -200,7 +201,7 @@ class Broker:
 
     def create_topic(self, name: str, partitions: int, **configs: str) -> None:
         """One topic made directly (not through kafkaio), e.g. a wrongly set-up one for a check to find."""
-        admin = KafkaAdminClient(**self.settings().kafka_client_config())
+        admin = KafkaAdminClient(**Connection.of(self.settings()).kafka_python())
         try:
             spec = {"num_partitions": partitions, "replication_factor": 1, "configs": configs}
             admin.create_topics({name: spec}, wait_for_metadata=True)
@@ -347,7 +348,7 @@ def topics(broker: Broker) -> Iterator[Callable[..., TopicSet]]:
     yield make
     broker.check_alive()
     if not broker.is_tansu and made:  # a shared Kafka keeps no test topics; Tansu's memory goes with it
-        admin = KafkaAdminClient(**broker.settings().kafka_client_config())
+        admin = KafkaAdminClient(**Connection.of(broker.settings()).kafka_python())
         try:
             names = [t for ts in made for t in kafkaio.all_topics(broker.settings(ts))]
             admin.delete_topics(names, raise_errors=False)

@@ -16,6 +16,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from processor.config.settings import Settings
+from processor.kafka.connection import Connection
 
 POLL_MS = 200
 _last_lags: dict[str, dict[int, int]] = {}  # topic -> partition -> lag, as last read
@@ -31,7 +32,10 @@ def read_outputs(settings: Settings, *, committed_only: bool, topics: Iterable[s
     isolation = "read_committed" if committed_only else "read_uncommitted"
     names = list(topics or (settings.topic_transitions, settings.topic_dropoffs))
     consumer = KafkaConsumer(
-        **settings.kafka_client_config(), enable_auto_commit=False, isolation_level=isolation, consumer_timeout_ms=0
+        **Connection.of(settings).kafka_python(),
+        enable_auto_commit=False,
+        isolation_level=isolation,
+        consumer_timeout_ms=0,
     )
     try:
         tps = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
@@ -58,7 +62,9 @@ def group_lag(settings: Settings, topic: str) -> int | None:
     """Records of `topic` the worker's consumer group has not committed; None before its first commit.
 
     The group's committed offsets are read without joining it."""
-    consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=settings.app_id, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        **Connection.of(settings).kafka_python(), group_id=settings.app_id, enable_auto_commit=False
+    )
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         committed = {tp: consumer.committed(tp) for tp in tps}
@@ -78,7 +84,7 @@ def records_not_committed(settings: Settings, topic: str) -> int | None:
     commit. A consumer commits the offset after the last record it took, so the marker that ends
     a partition's last transaction always stays past it, and group_lag never reaches 0."""
     consumer = KafkaConsumer(
-        **settings.kafka_client_config(),
+        **Connection.of(settings).kafka_python(),
         group_id=settings.app_id,
         enable_auto_commit=False,
         isolation_level="read_committed",

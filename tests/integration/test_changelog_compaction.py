@@ -26,6 +26,7 @@ from test_worker_matches_replay import assert_same_outputs, oracle, simulate
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
+from processor.kafka.connection import Connection
 
 pytestmark = pytest.mark.kafka_only
 
@@ -45,7 +46,9 @@ HELD = re.compile(r"partition (\d+): (\d+) contacts, timers rebuilt")
 
 def held_and_written(settings: Settings, topic: str) -> tuple[int, int]:
     """(records the topic holds, offsets written to it) over all partitions."""
-    consumer = KafkaConsumer(**settings.kafka_client_config(), enable_auto_commit=False, consumer_timeout_ms=2000)
+    consumer = KafkaConsumer(
+        **Connection.of(settings).kafka_python(), enable_auto_commit=False, consumer_timeout_ms=2000
+    )
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)

@@ -22,6 +22,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from processor import cli
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
+from processor.kafka.connection import Connection
 
 DAY = timedelta(days=1)
 RunCli = Callable[..., subprocess.CompletedProcess[str]]  # the run_cli fixture
@@ -38,7 +39,7 @@ def run_cli(timeouts: Any) -> RunCli:
 
 
 def cleanup_policy(settings: Settings, topic: str) -> str | None:
-    admin = KafkaAdminClient(**settings.kafka_client_config())
+    admin = KafkaAdminClient(**Connection.of(settings).kafka_python())
     try:
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
     finally:
@@ -160,7 +161,7 @@ def test_raw_records_keep_arbitrary_keys_and_a_group_commits_what_it_read(
     records = kafkaio.read_topic(settings, names.touchpoints, timeout_s=timeouts.read_s, group=names.app_id)
 
     assert sorted((r.key or b"", r.value) for r in records) == sorted((k or b"", v) for k, v in raw)
-    consumer = KafkaConsumer(**settings.kafka_client_config(), group_id=names.app_id, enable_auto_commit=False)
+    consumer = KafkaConsumer(**Connection.of(settings).kafka_python(), group_id=names.app_id, enable_auto_commit=False)
     try:
         committed = {p: consumer.committed(TopicPartition(names.touchpoints, p)) or 0 for p in (0, 1)}
     finally:

@@ -30,6 +30,7 @@ from processor.config.settings import Settings
 from processor.funnel.timefmt import parse_time
 from processor.kafka import clients as kafkaio
 from processor.kafka.clients import ConsumedRecord
+from processor.kafka.connection import Connection
 from processor.worker.agent import default_partition
 
 PARTITIONS = 4
@@ -141,7 +142,7 @@ def interleave(goods: list[bytes], bads: list[Bad]) -> list[tuple[bytes | None, 
 def produce_each(settings: Settings, topic: str, records: Iterable[Bad]) -> None:
     """Records one by one, in order, each to its chosen partition if it has one (which
     kafkaio.produce_records leaves to the partitioner) and with a null value if it has none."""
-    producer = KafkaProducer(**settings.kafka_client_config(), acks="all")
+    producer = KafkaProducer(**Connection.of(settings).kafka_python(), acks="all")
     try:
         for bad in records:
             producer.send(topic, key=bad.key, value=bad.value, partition=bad.partition).get(timeout=30)

@@ -36,6 +36,7 @@ from processor.config.settings import Settings
 from processor.funnel.formats import record_key
 from processor.kafka import clients as kafkaio
 from processor.kafka.clients import ConsumedRecord
+from processor.kafka.connection import Connection
 from processor.worker.outbox import default_partition
 from processor.worker.state.sourcemarks import origin
 
@@ -77,7 +78,7 @@ def source_topics(broker: Any, topics: Callable[..., Any]) -> Iterator[Callable[
 
     yield make
     if not broker.is_tansu and made:
-        admin = KafkaAdminClient(**made[0].kafka_client_config())
+        admin = KafkaAdminClient(**Connection.of(made[0]).kafka_python())
         try:
             admin.delete_topics([kafkaio.rekeyed_topic(s) for s in made], raise_errors=False)
         finally:
@@ -95,7 +96,7 @@ class Stamped(NamedTuple):
 
 def read_with_timestamps(settings: Settings, topic: str, expect: int) -> list[Stamped]:
     """Every record of a topic with its Kafka timestamp (kafkaio's reader leaves timestamps out)."""
-    consumer = KafkaConsumer(**settings.kafka_client_config(), enable_auto_commit=False)
+    consumer = KafkaConsumer(**Connection.of(settings).kafka_python(), enable_auto_commit=False)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)

@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from processor.cli import main
-from processor.cli.replay import run_replay
 from processor.config.definitions import PRESETS, load_funnels
 from processor.config.eventmapping import MappingError, compile_mapping, load_mapping
 from processor.config.schemas import SCHEMA_DIR, first_error, validator
 from processor.funnel.eventmap import DEFAULT_MAPPING, EventMapping, normal_form
 from processor.funnel.formats import Skipped, as_touchpoint, decoder, from_segment, from_snowplow, record_key
 from processor.funnel.touchpoint import MAX_TYPE, Invalid, Touchpoint, from_dict
+from processor.tools.replay import run_replay
 from processor.tools.simshapes import Shaper
 
 WHEN = "2026-01-10T09:30:00Z"

@@ -16,6 +16,7 @@ from factories import replay, touchpoint
 from processor.cli import report
 from processor.config.definitions import load_funnels
 from processor.funnel.timefmt import format_time, parse_time
+from processor.tools import reporttext
 from processor.tools.funnelstats import DUPLICATE, SKIPPED, BadRecord, FunnelStats, plan
 
 DAY = 86_400
@@ -193,7 +194,7 @@ def test_text_table_is_aligned_with_thousands_separators(capsys: pytest.CaptureF
     [(None, "-"), (45, "45s"), (720, "12m"), (5 * 3600, "5.0h"), (3.2 * DAY, "3.2d"), (3599.9, "1.0h")],
 )
 def test_durations_read_like_a_person_writes_them(seconds: float | None, text: str) -> None:
-    assert report.duration(seconds) == text
+    assert reporttext.duration(seconds) == text
 
 
 def test_skipped_and_malformed_lines_are_counted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -409,35 +409,6 @@ def test_unknown_variables_hint_and_what_is_left_alone() -> None:
     assert Settings.from_env(unrelated) == Settings()
 
 
-def test_kafka_client_config_plaintext() -> None:
-    config = from_env(BROKER_URL="kafka://a:9092;b:9092").kafka_client_config()
-    assert config == {"bootstrap_servers": ["a:9092", "b:9092"], "security_protocol": "PLAINTEXT"}
-
-
-def test_kafka_client_config_sasl_ssl_with_scram() -> None:
-    assert from_env(**sasl("SASL_SSL", "SCRAM-SHA-256")).kafka_client_config() == {
-        "bootstrap_servers": ["127.0.0.1:9092"],
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "SCRAM-SHA-256",
-        "sasl_plain_username": "svc",
-        "sasl_plain_password": PASSWORD,
-    }
-
-
-def test_kafka_client_config_ssl_with_files(tmp_path: Path) -> None:
-    files = tls_files(tmp_path)
-    config = from_env(SECURITY_PROTOCOL="SSL", SSL_KEY_PASSWORD=KEY_PASSWORD, **files).kafka_client_config()
-    assert config == {
-        "bootstrap_servers": ["127.0.0.1:9092"],
-        "security_protocol": "SSL",
-        "ssl_cafile": files["SSL_CAFILE"],
-        "ssl_certfile": files["SSL_CERTFILE"],
-        "ssl_keyfile": files["SSL_KEYFILE"],
-        "ssl_password": KEY_PASSWORD,
-    }
-    assert all(isinstance(value, str) for key, value in config.items() if key.startswith("ssl_"))
-
-
 @pytest.mark.parametrize(
     ("env", "web_host"),
     [
