@@ -27,7 +27,7 @@ CURRENT = {
     "transition": "1-0-0",
     "dropoff": "1-0-0",
     "deadletter": "1-0-1",  # 1-0-1: the reason future_timestamp
-    "funnel-definition": "1-1-0",  # 1-1-0: breakdowns
+    "funnel-definition": "1-2-0",  # 1-1-0: breakdowns; 1-2-0: renamed_from and removed
     "event-mapping": "1-0-0",  # the input formats' event names and channel rules
     "segment-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=segment
     "snowplow-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=snowplow

@@ -13,26 +13,23 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from processor.funnel.definition import Funnel
 from processor.funnel.journey import ContactState
+from processor.worker.state.entry import Key, Layout
 
-# (funnel, stage, dropped)
-Key = tuple[str, str, bool]
+__all__ = ["Key", "StageCounts"]
 
 
 class StageCounts:
-    def __init__(self, funnels: Sequence[Funnel]) -> None:
+    """Counts under the (funnel, stage, dropped) keys the layout reads a position as (one
+    encoding, `Layout.stage_keys`, for counts kept from states and rebuilt from headers)."""
+
+    def __init__(self, funnels: Sequence[Funnel], layout: Layout | None = None) -> None:
         self.funnels = tuple(funnels)
+        self.layout = Layout(self.funnels) if layout is None else layout
         self._by_partition: dict[int, Counter[Key]] = {}
 
     def keys(self, state: ContactState | None) -> list[Key]:
         """The (funnel, stage, dropped) key the state counts under, one per funnel it is in."""
-        if state is None:
-            return []
-        keys = []
-        for funnel in self.funnels:
-            pos = state.positions.get(funnel.name)
-            if pos is not None:
-                keys.append((funnel.name, funnel.stages[pos.stage], pos.dropped))
-        return keys
+        return [] if state is None else self.layout.keys(state)
 
     def rebuild(self, partition: int, counts: Mapping[Key, int]) -> None:
         """Start a partition's counts over from its stored contacts' (`journeystore.stored_by_partition`)."""
