@@ -67,6 +67,16 @@ def changelog_topics(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
 
 
+def definitions_topic(settings: Settings) -> str:
+    """The compacted topic of the funnel definitions journeys were written under (one record per
+    set of definitions a worker started with: processor/worker/state/migrate.py), named after the app id."""
+    return f"{settings.app_id}-funnel-definitions"
+
+
+def journeys_changelog(settings: Settings) -> str:
+    return changelog_topics(settings)[TABLES.index("journeys")]
+
+
 def rekeyed_topic(settings: Settings) -> str:
     """The internal topic of touchpoints re-keyed by contact (processor/worker/rekey.py), named after the app id."""
     return f"{settings.app_id}-touchpoints-by-contact"
@@ -167,6 +177,14 @@ def create_topics(settings: Settings, *, connect_timeout_s: float = CONNECT_TIME
         done += _create(admin, {t: p for t, p in plan.items() if existing[t] is None}, settings)
     done += [f"exists  {t} ({n} partitions)" for t, n in existing.items() if n is not None]
     return done
+
+
+def create_compacted(settings: Settings, topic: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> list[str]:
+    """Create a compacted topic of one partition if it is missing (an app's own small record)."""
+    if partition_counts(settings, [topic], connect_timeout_s=connect_timeout_s)[topic] is not None:
+        return []
+    with _client(settings, KafkaAdminClient, connect_timeout_s) as admin:
+        return _create(admin, {topic: (1, {"cleanup.policy": "compact"})}, settings)
 
 
 def _create(admin: Any, plan: dict[str, tuple[int, dict[str, str]]], settings: Settings) -> list[str]:
