@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -22,7 +22,7 @@ from processor.config.definitions import PRESETS, load_document, load_preset
 from processor.config.schemas import schema_path, validator
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
-from processor.funnel.journey import Limits
+from processor.funnel.journey import ContactState, Limits
 from processor.funnel.touchpoint import from_dict
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -128,9 +128,13 @@ def replay(
     until: datetime | None = None,
     limits: Limits | None = None,
     check: bool = True,
+    store: MutableMapping[str, ContactState] | None = None,
 ) -> Replay:
-    """Feed touchpoint dicts to a fresh Engine, then fire what is due at `until`."""
-    engine = Engine([preset(f) if isinstance(f, str) else f for f in funnels], limits=limits)
+    """Feed touchpoint dicts to a fresh Engine, then fire what is due at `until`. With `store`,
+    the engine starts from those states (e.g. an earlier replay's, migrated), their timers rebuilt."""
+    engine = Engine([preset(f) if isinstance(f, str) else f for f in funnels], store, limits=limits)
+    if store is not None:
+        engine.schedule(list(store))
 
     def plain(produced: Iterable[object]) -> list[Doc]:
         docs: list[Doc] = [orjson.loads(orjson.dumps(out)) for out in produced]

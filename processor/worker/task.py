@@ -122,7 +122,7 @@ class Tasks:
             stored.contacts,
             time.monotonic() - started,
         )
-        for shape in self.layout.shapes[len(self.funnels) :]:
+        for shape in self.layout.dormant:
             held = sum(n for (name, _, _), n in stored.stages.items() if name == shape.name)
             if held:
                 log.info("partition %d: %d contacts hold a dormant position in funnel %r", partition, held, shape.name)

@@ -102,6 +102,11 @@ class Layout:
         self._header = struct.Struct(_HEAD.format + self._slots.format[1:])
         self._keys: dict[bytes, list[Key]] = {}
 
+    @property
+    def dormant(self) -> tuple[Shape, ...]:
+        """The funnels recorded, no longer configured, whose positions entries keep."""
+        return self.shapes[len(self.funnels) :]
+
     def _codes(self, state: ContactState) -> list[int]:
         positions = state.positions
         return [
