@@ -57,13 +57,14 @@ _TOUCHPOINT_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
 @dataclass(slots=True)
 class Reading:
     by: BreakdownStats | None = None
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict)  # funnel -> former stage name -> stage
     stats: FunnelStats = field(init=False)
     blank: int = 0
     malformed: int = 0
     others: Counter[str] = field(default_factory=Counter)  # JSON but not an output: TOUCHPOINT, DEAD_LETTER...
 
     def __post_init__(self) -> None:
-        self.stats = FunnelStats(None if self.by is None else self.by.prepare)
+        self.stats = FunnelStats(None if self.by is None else self.by.prepare, self.renamed)
 
     def outputs(self) -> int:
         """Transition and drop-off records read, duplicates included."""
@@ -149,7 +150,9 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     specs = args.funnel_specs  # None: every preset with records, then other funnels seen
     funnels = funnels_from(args)
-    reading = Reading(None if args.by is None else BreakdownStats(args.by))
+    # A definition's renamed_from: records from before a rename count under the stage's name now.
+    renamed = {f.name: dict(f.former) for f in funnels}
+    reading = Reading(None if args.by is None else BreakdownStats(args.by), renamed)
     problem = _read_topics(args.timeout, reading) if args.from_topics else _read_files(args.input or ["-"], reading)
     if problem:
         print(f"funnel-processor report: {problem}", file=sys.stderr)

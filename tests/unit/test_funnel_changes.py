@@ -10,12 +10,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from factories import DAY, T0, Touchpoints, instant, micros, replay
 
+from processor.cli import main
 from processor.config.definitions import PRESET_DIR, load_document
 from processor.funnel.definition import DefinitionError, Funnel
 from processor.funnel.engine import Engine
@@ -301,3 +303,23 @@ def test_renamed_from_takes_several_former_names() -> None:
     funnel = b2b(lambda d: d.update(renamed_from={"lead": ["mql", "marketing_lead"]}))
     assert funnel.former == {"mql": "lead", "marketing_lead": "lead"}
     assert copy.deepcopy(funnel.former) == dict(funnel.former)
+
+
+def test_report_reads_stages_by_name_over_outputs_from_before_and_after_a_rename(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    renamed_doc = orjson.loads((PRESET_DIR / "b2b-sales.json").read_bytes())
+    rename_lead(renamed_doc)
+    definition = tmp_path / "b2b-sales.json"
+    definition.write_bytes(orjson.dumps(renamed_doc))
+    stream = Touchpoints()
+    before = replay([OLD], [stream("form_submitted", "a"), stream("meeting_held", "a", after=DAY)])
+    after = replay([b2b(rename_lead)], [stream("form_submitted", "b"), stream("meeting_held", "b", after=DAY)])
+    assert [o["to_stage"] for o in before.outputs + after.outputs] == ["lead", "prospect", "mql", "prospect"]
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_bytes(b"".join(orjson.dumps(o) + b"\n" for o in before.outputs + after.outputs))
+    assert main(["report", "--funnel-file", str(definition), "--input", str(outputs), "--format", "json"]) == 0
+    [funnel] = orjson.loads(capsys.readouterr().out)["funnels"]
+    assert funnel["stages_not_in_definition"] == []
+    mql = next(row for row in funnel["stages"] if row["stage"] == "mql")
+    assert (mql["entered"], mql["converted"]) == (2, 2)
