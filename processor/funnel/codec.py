@@ -5,9 +5,10 @@ A state is written as one compact JSON array (orjson):
     [version, first, recent, last_at, counts, seen_ids, seen_at, positions]
 
 touches as [type, channel, campaign, at]; positions as {funnel: [stage, entered_at,
-entry_at, dropped, sequence, trigger_channel]}. Stage positions are indexes, so a funnel
-whose stage list changes must get a new name. Times are integers (microseconds); the
-canonical text of a touch's time is rebuilt on load, not stored.
+entry_at, dropped, sequence, trigger_channel]}. Stage positions are indexes into the stage
+list the state was written under; the worker records those lists and moves positions by
+stage name when a funnel changes (`processor.funnel.migration`). Times are integers
+(microseconds); the canonical text of a touch's time is rebuilt on load, not stored.
 
 Version 1 had no trigger_channel in its positions; it is still read (the channel that
 opened those stage visits is unknown: None), and written back as version 2.
