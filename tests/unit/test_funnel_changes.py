@@ -21,7 +21,7 @@ from processor.cli import main
 from processor.config.definitions import PRESET_DIR, load_document
 from processor.funnel.definition import DefinitionError, Funnel
 from processor.funnel.engine import Engine
-from processor.funnel.journey import ContactState
+from processor.funnel.journey import ContactState, Limits
 from processor.funnel.migration import Recorded, Unmigratable, migrate, plan
 from processor.worker.state.entry import ForeignLayout, Layout, encode_entry
 from processor.worker.state.migrate import count_stranded, record_document, recorded_layouts, refusal
@@ -231,6 +231,9 @@ def test_a_funnel_removed_keeps_its_positions_dormant_and_configured_again_resum
     stored = stored_by_partition(rewritten.items(), only_aida, lambda key: 0)[0]
     assert sum(n for (f, _, _), n in stored.stages.items() if f == "b2b-sales") == len(states)
     assert StageCounts([aida], only_aida).table().keys() == {"aida"}
+    # The stated bound on an entry counts the dormant positions too.
+    assert only_aida.max_entry_bytes(Limits()) > Layout([aida]).max_entry_bytes(Limits())
+    assert max(map(len, rewritten.values())) <= only_aida.max_entry_bytes(Limits())
     # No deadline of a dormant funnel fires.
     engine = Engine([aida], JourneyStore(dict(rewritten), only_aida))
     engine.add_timers(stored.timers)

@@ -124,7 +124,8 @@ class Layout:
 
     def max_entry_bytes(self, limits: Limits) -> int:
         """The most bytes an entry can take for these funnels: its header and the largest state."""
-        return self._header.size + max_state_bytes(self.funnels, limits)
+        dormant = [(shape.name, len(shape.stages)) for shape in self.dormant]
+        return self._header.size + max_state_bytes(self.funnels, limits, dormant)
 
     def stage_keys(self, slots: bytes) -> list[Key]:
         """The (funnel, stage, dropped) keys `StageCounts` counts for a contact with these slots
