@@ -120,7 +120,10 @@ def prepare(settings: Settings, funnels: Sequence[Funnel]) -> Prepared:
     """Check the configured funnels against the recorded definitions; record them; the agent's Layout."""
     topic = kafkaio.definitions_topic(settings)
     kafkaio.create_compacted(settings, topic)
-    records = kafkaio.read_topic(settings, topic, timeout_s=READ_IDLE_S)
+    try:
+        records = kafkaio.read_topic(settings, topic, timeout_s=READ_IDLE_S)
+    except kafkaio.TopicMissing:  # just created, not yet in the metadata: nothing recorded
+        records = []
     recorded = recorded_layouts([r.value for r in records if r.value])
     decided: Plan = plan(funnels, recorded)
     if decided.stranded:
