@@ -140,8 +140,14 @@ class Layout:
         return keys
 
     def keys(self, state: ContactState) -> list[Key]:
-        """The stage keys of a state."""
-        return self.stage_keys(self._slots.pack(*self._codes(state)))
+        """The stage keys of a state: what `stage_keys` gives for its slots, read off the
+        positions directly (the stage counts ask this twice per contact written)."""
+        positions = state.positions
+        return [
+            (shape.name, shape.stages[pos.stage], pos.dropped)
+            for shape in self.shapes
+            if (pos := positions.get(shape.name)) is not None
+        ]
 
     def read(self, raw: bytes) -> tuple[int, ContactState]:
         """(input offset of the last touchpoint applied, state) of an entry in any layout, its

@@ -37,11 +37,13 @@ class StageCounts:
 
     def apply(self, partition: int, changes: Iterable[tuple[ContactState | None, ContactState]]) -> None:
         counts = self._by_partition.setdefault(partition, Counter())
+        keys = self.layout.keys
         for before, after in changes:
-            if before is not None and before.positions is after.positions:
-                continue
-            counts.subtract(self.keys(before))
-            counts.update(self.keys(after))
+            if before is not None:
+                if before.positions is after.positions:
+                    continue
+                counts.subtract(keys(before))
+            counts.update(keys(after))
 
     def drop(self, partition: int) -> None:
         self._by_partition.pop(partition, None)
