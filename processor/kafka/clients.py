@@ -176,6 +176,8 @@ def create_topics(settings: Settings, *, connect_timeout_s: float = CONNECT_TIME
             plan[topic] = (count, {"cleanup.policy": "compact"} if topic in changelogs else {})
         done += _create(admin, {t: p for t, p in plan.items() if existing[t] is None}, settings)
     done += [f"exists  {t} ({n} partitions)" for t, n in existing.items() if n is not None]
+    # The worker creates it too, if missing; made here for deployments whose workers may not create topics.
+    done += create_compacted(settings, definitions_topic(settings), connect_timeout_s=connect_timeout_s)
     return done
 
 
