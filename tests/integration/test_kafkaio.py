@@ -225,7 +225,7 @@ def test_cli_creates_topics_and_simulates_into_them(
 
     created = run_cli(env, "topics", "create")
     assert created.returncode == 0, created.stderr
-    assert sum(line.startswith("created ") for line in created.stdout.splitlines()) == 8  # seven topics and the definitions topic
+    assert sum(line.startswith("created ") for line in created.stdout.splitlines()) == 8  # and the definitions topic
     assert run_cli(env, "topics", "check").returncode == 0
     wrong = run_cli(broker.env(names, partitions=8), "topics", "check")
     assert wrong.returncode == 2
