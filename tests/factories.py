@@ -208,7 +208,8 @@ def replay(
     what is due that long after the clock (e.g. 400 days: every stall). Unlike the command,
     an `until` earlier than a touchpoint is not refused.
 
-    `store` and `attributed` are the Engine's own (a journey store; attributions kept for
+    `store` and `attributed` are the Engine's own (a journey store, whose states' timers are
+    rebuilt first, e.g. an earlier replay's, migrated; attributions kept for
     `engine.take_attributions()`). `engine` continues an engine (e.g. one restored from its
     states) instead of making one; its funnels must be `funnels`. With `check`, every output
     is validated against its schema.
@@ -218,6 +219,8 @@ def replay(
     compiled = tuple(funnel(f) for f in funnels)
     if engine is None:
         engine = Engine(compiled, store, limits, attributed=attributed)
+        if store is not None:
+            engine.schedule(list(store))  # timers rebuilt for states stored before (e.g. migrated)
     elif engine.funnels != compiled or store is not None or limits is not None or attributed:
         raise ValueError("a continued engine keeps its own funnels, store, limits and attributions")
     arrived = micros(now) if isinstance(now, datetime) else now

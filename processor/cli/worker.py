@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import faust
 
     from processor.worker.agent import JourneyAgent
+    from processor.worker.state.entry import Layout
 
 
 def _fail(message: str) -> int:
@@ -35,7 +36,7 @@ def build_app(settings: Settings, funnels: Sequence[Funnel]) -> faust.App:
     return build_agent(settings, funnels).app
 
 
-def build_agent(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
+def build_agent(settings: Settings, funnels: Sequence[Funnel], layout: Layout | None = None) -> JourneyAgent:
     """The worker's journey agent, on its Faust app with metrics and web pages (built, not started)."""
     # Faust and the Kafka clients load only for this command, keeping the others quick.
     from prometheus_client import CollectorRegistry
@@ -48,7 +49,7 @@ def build_agent(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
     app = create_app(settings)
     registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
     setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
-    agent = JourneyAgent(app, settings, funnels, registry)
+    agent = JourneyAgent(app, settings, funnels, registry, layout)
     if settings.rekeyed:  # input keyed any way: re-keyed by contact first (processor/worker/rekey.py)
         from processor.config.eventmapping import load_mapping
         from processor.worker.rekey import Rekeyer
@@ -86,7 +87,15 @@ def _run(args: argparse.Namespace) -> int:
         from processor.worker.patches.endoffsets import take_end_offsets_from_fetch
 
         take_end_offsets_from_fetch(aiokafka_connection(settings))
-    agent = build_agent(settings, funnels)
+    from processor.worker.state.migrate import MigrationRefused, prepare
+
+    try:  # the configured funnels against the definitions the stored journeys were written under
+        prepared = prepare(settings, funnels)
+    except (MigrationRefused, kafkaio.KafkaIOError) as exc:
+        return _fail(str(exc))
+    for note in prepared.notes:
+        print(f"funnel-processor worker: {note}", file=sys.stderr, flush=True)
+    agent = build_agent(settings, funnels, prepared.layout)
     app = agent.app
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     if settings.processing_guarantee != "exactly_once" or settings.store != "rocksdb":

@@ -8,15 +8,12 @@ and what is wrong.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-import orjson
 from jsonschema.exceptions import ValidationError
 
-from processor.config.schemas import field_path, first_error, validator
+from processor.config.schemas import field_path, first_error, read_document, unknown_field_problem, validator
 from processor.funnel.definition import Breakdown, DefinitionError, Funnel, compile_funnel
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -65,36 +62,11 @@ def _explain(error: ValidationError) -> tuple[str, str]:
         )
     if error.schema == defs["breakdown_value"]:
         return where, f"{error.instance!r} is a label of its own (any other value, a missing value): do not list it"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        unknown = next((name for name in error.instance if name not in allowed), None)
-        if unknown is not None:
-            return field_path([*error.absolute_path, unknown]), unknown_field(unknown, allowed)
-    return where, error.message
-
-
-def unknown_field(name: str, allowed: dict[str, Any]) -> str:
-    """What to say of an unknown field: the closest allowed one, else the list."""
-    known = [field for field in allowed if field != "$schema"]
-    close = difflib.get_close_matches(name, known, n=1)
-    return (
-        f"unknown field; did you mean {close[0]!r}?"
-        if close
-        else f"unknown field; the fields here are {', '.join(known)}"
-    )
+    return unknown_field_problem(error) or (where, error.message)
 
 
 def load_file(path: str | Path) -> Funnel:
-    source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise DefinitionError(source, "", f"cannot read the file: {exc.strerror or exc}") from None
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise DefinitionError(source, "", f"not valid JSON: {exc}") from None
-    return load_document(document, source)
+    return load_document(read_document(path, DefinitionError), str(path))
 
 
 def load_preset(name: str) -> Funnel:

@@ -13,11 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 from jsonschema.exceptions import ValidationError
 
-from processor.config.definitions import unknown_field
-from processor.config.schemas import field_path, first_error, validator
+from processor.config.schemas import field_path, first_error, read_document, unknown_field_problem, validator
 from processor.funnel.eventmap import DEFAULT_CHANNEL_RULES, DEFAULT_MAPPING, EventMapping, channel_rule, normal_form
 
 SCHEMA = "event-mapping"
@@ -35,16 +33,7 @@ def load_mapping(path: str | Path | None) -> EventMapping:
     """The mapping in the file at `path`; the defaults for None."""
     if path is None:
         return DEFAULT_MAPPING
-    source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise MappingError(source, "", f"cannot read the file: {exc.strerror or exc}") from None
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MappingError(source, "", f"not valid JSON: {exc}") from None
-    return compile_mapping(document, source)
+    return compile_mapping(read_document(path, MappingError), str(path))
 
 
 def compile_mapping(document: Any, source: str) -> EventMapping:
@@ -90,11 +79,9 @@ def _explain(error: ValidationError) -> tuple[str, str]:
         return where, f"{error.instance!r} is not in normal form: {hint}"
     if error.validator == "maxLength" and isinstance(error.instance, str):
         return where, f"{error.instance!r} is {len(error.instance)} characters; at most {error.validator_value}"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        unknown = next((name for name in error.instance if name not in allowed), None)
-        if unknown is not None:
-            return field_path([*error.absolute_path, unknown]), unknown_field(unknown, allowed)
+    unknown = unknown_field_problem(error)
+    if unknown is not None:
+        return unknown
     if error.validator == "anyOf" and list(error.absolute_path)[:1] == ["channel_rules"]:
         return where, "a channel rule needs a medium, a source, or both"
     if error.validator == "minLength" and list(error.absolute_path)[:1] == ["events"]:

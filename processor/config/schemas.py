@@ -1,4 +1,6 @@
-"""Where the JSON Schemas live, and validators built from them once.
+"""Where the JSON Schemas live, validators built from them once, and the one loader of the
+JSON files users write against them (funnel definitions, event mappings): `read_document`
+reads and parses a file, and `unknown_field_problem` words the violation both meet most.
 
 The schemas are the project's top-level `schemas/` folder, copied into the wheel as
 `processor/config/_schemas` (see pyproject.toml), so installed and source trees both work.
@@ -6,7 +8,8 @@ The schemas are the project's top-level `schemas/` folder, copied into the wheel
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ CURRENT = {
     "transition": "1-0-0",
     "dropoff": "1-0-0",
     "deadletter": "1-0-1",  # 1-0-1: the reason future_timestamp
-    "funnel-definition": "1-1-0",  # 1-1-0: breakdowns
+    "funnel-definition": "1-2-0",  # 1-1-0: breakdowns; 1-2-0: renamed_from and removed
     "event-mapping": "1-0-0",  # the input formats' event names and channel rules
     "segment-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=segment
     "snowplow-event": "1-0-0",  # FUNNEL_INPUT_FORMAT=snowplow
@@ -58,3 +61,39 @@ def first_error(name: str, document: Any) -> ValidationError | None:
     """The most relevant schema violation of a document, or None when it is valid."""
     error: ValidationError | None = best_match(validator(name).iter_errors(document))
     return error
+
+
+def read_document(path: str | Path, error: Callable[[str, str, str], Exception]) -> Any:
+    """The JSON document in a file. A file that cannot be read, or is not JSON, raises
+    `error(file, "", problem)` (a DefinitionError, a MappingError: each names the file)."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(source, "", f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise error(source, "", f"not valid JSON: {exc}") from None
+
+
+def unknown_field(name: str, allowed: dict[str, Any]) -> str:
+    """What to say of an unknown field: the closest allowed one, else the list."""
+    known = [field for field in allowed if field != "$schema"]
+    close = difflib.get_close_matches(name, known, n=1)
+    return (
+        f"unknown field; did you mean {close[0]!r}?"
+        if close
+        else f"unknown field; the fields here are {', '.join(known)}"
+    )
+
+
+def unknown_field_problem(error: ValidationError) -> tuple[str, str] | None:
+    """(field, problem) for an object with a field its schema does not allow, else None."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return None
+    allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    unknown = next((name for name in error.instance if name not in allowed), None)
+    if unknown is None:
+        return None
+    return field_path([*error.absolute_path, unknown]), unknown_field(unknown, allowed)

@@ -5,9 +5,10 @@ A state is written as one compact JSON array (orjson):
     [version, first, recent, last_at, counts, seen_ids, seen_at, positions]
 
 touches as [type, channel, campaign, at]; positions as {funnel: [stage, entered_at,
-entry_at, dropped, sequence, trigger_channel]}. Stage positions are indexes, so a funnel
-whose stage list changes must get a new name. Times are integers (microseconds); the
-canonical text of a touch's time is rebuilt on load, not stored.
+entry_at, dropped, sequence, trigger_channel]}. Stage positions are indexes into the stage
+list the state was written under; the worker records those lists and moves positions by
+stage name when a funnel changes (`processor.funnel.migration`). Times are integers
+(microseconds); the canonical text of a touch's time is rebuilt on load, not stored.
 
 Version 1 had no trigger_channel in its positions; it is still read (the channel that
 opened those stage visits is unknown: None), and written back as version 2.
@@ -89,13 +90,14 @@ _TIME = max(len(str(MIN_US)), len(str(MAX_US)))  # a time of the years 0001-9999
 _HASH = len(str(2**64 - 1))  # an event id's 64-bit hash
 
 
-def max_state_bytes(funnels: Sequence[Funnel], limits: Limits) -> int:
+def max_state_bytes(funnels: Sequence[Funnel], limits: Limits, dormant: Sequence[tuple[str, int]] = ()) -> int:
     """The most bytes `encode_state` can write for a contact of these funnels.
 
     Every touch kept (the first, the last RECENT) at the touchpoint schema's longest type,
     channel and campaign, and so every position's trigger channel; the dedup memory full;
     every funnel entered; counts at their caps; sequences at 2 x stages (each stage is
-    entered once at most, with one drop-off at most).
+    entered once at most, with one drop-off at most). `dormant`: (name, stages) of funnels
+    no longer configured whose positions a state still holds (processor/funnel/migration.py).
     """
 
     def text(chars: int) -> int:
@@ -106,12 +108,13 @@ def max_state_bytes(funnels: Sequence[Funnel], limits: Limits) -> int:
 
     touch = joined([text(MAX_TYPE), text(MAX_CHANNEL), text(MAX_CAMPAIGN), _TIME])
     counts = joined([len(orjson.dumps(kind)) + 1 + len(str(cap)) for kind, cap in counted_types(funnels).items()])
+    held = [(f.name, len(f.stages)) for f in funnels] + list(dormant)
     positions = joined(
         [
-            len(orjson.dumps(f.name))
+            len(orjson.dumps(name))
             + 1
-            + joined([len(str(len(f.stages) - 1)), _TIME, _TIME, 5, len(str(2 * len(f.stages))), text(MAX_CHANNEL)])
-            for f in funnels
+            + joined([len(str(stages - 1)), _TIME, _TIME, 5, len(str(2 * stages)), text(MAX_CHANNEL)])
+            for name, stages in held
         ]
     )
     memory = limits.dedup_capacity

@@ -131,6 +131,11 @@ class Funnel:
     counted: Mapping[str, int] = field(default_factory=dict, compare=False)
     types: frozenset[str] = field(default=frozenset(), compare=False)  # every type any rule names
     breakdowns: tuple[Breakdown, ...] = ()  # metrics only: the core never reads them
+    # After a change of the stage list (processor/funnel/migration.py): a former stage name ->
+    # the stage it is now called (from `renamed_from`), and a removed stage -> the stage its
+    # contacts move to (from `removed`). Only stored journeys read them.
+    former: Mapping[str, str] = field(default_factory=dict)
+    removed: Mapping[str, str] = field(default_factory=dict)
 
 
 def _index(rules: Sequence[Rule]) -> dict[str, tuple[Rule, ...]]:
@@ -225,6 +230,7 @@ def compile_funnel(doc: Mapping[str, Any], source: str = "<definition>") -> Funn
         if i not in reached:
             raise DefinitionError(source, "rules", f"no rule leads into stage {name!r}")
 
+    former, removed = _stage_changes(doc, stages, source)
     breakdown_spec = {by: item.get("values") for by, item in doc.get("breakdowns", {}).items()}
     counted: dict[str, int] = {}
     for rule in rules:
@@ -242,4 +248,38 @@ def compile_funnel(doc: Mapping[str, Any], source: str = "<definition>") -> Funn
         counted=counted,
         types=frozenset(r.type for r in (*rules, *lost)),
         breakdowns=breakdowns_of(breakdown_spec),
+        former=former,
+        removed=removed,
     )
+
+
+def _stage_changes(doc: Mapping[str, Any], stages: Sequence[str], source: str) -> tuple[dict[str, str], dict[str, str]]:
+    """({former name: stage}, {removed stage: stage its contacts move to}) from `renamed_from`
+    and `removed`: a former or removed name is no current stage and is given once, a rename
+    names a current stage, a removal's target is a current stage."""
+    former: dict[str, str] = {}
+    for stage, names in _stage_map(doc, "renamed_from", stages, source).items():
+        for name in [names] if isinstance(names, str) else names:
+            where = f"renamed_from.{stage}"
+            if name in stages:
+                raise DefinitionError(
+                    source, where, f"{name!r} is a stage of this funnel: a stage cannot be renamed from a name in use"
+                )
+            if name in former:
+                raise DefinitionError(source, where, f"{name!r} is already the former name of {former[name]!r}")
+            former[name] = stage
+    removed: dict[str, str] = {}
+    for name, target in doc.get("removed", {}).items():
+        where = f"removed.{name}"
+        if name in stages:
+            raise DefinitionError(source, where, f"{name!r} is still a stage: list only stages taken out of `stages`")
+        if name in former:
+            raise DefinitionError(
+                source, where, f"{name!r} is the former name of {former[name]!r}: renamed, not removed"
+            )
+        if target not in stages:
+            raise DefinitionError(
+                source, where, f"unknown stage {target!r}: its contacts must move to a stage of `stages`"
+            )
+        removed[name] = target
+    return former, removed

@@ -14,7 +14,13 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from processor.config.settings import Settings
 from processor.kafka.errors import KafkaIOError, TopicMissing
 from processor.kafka.plainclient import CONNECT_TIMEOUT_S, client, partition_counts
-from processor.kafka.topics import all_topics, changelog_topics, copartitioned_topics, input_topic
+from processor.kafka.topics import (
+    all_topics,
+    changelog_topics,
+    copartitioned_topics,
+    definitions_topic,
+    input_topic,
+)
 
 TOPIC_READY_TIMEOUT_S = 30.0  # create_topics: until new topics have leaders in the metadata
 
@@ -60,7 +66,17 @@ def create_topics(settings: Settings, *, connect_timeout_s: float = CONNECT_TIME
             plan[topic] = (count, {"cleanup.policy": "compact"} if topic in changelogs else {})
         done += _create(admin, {t: p for t, p in plan.items() if existing[t] is None}, settings)
     done += [f"exists  {t} ({n} partitions)" for t, n in existing.items() if n is not None]
+    # The worker creates it too, if missing; made here for deployments whose workers may not create topics.
+    done += create_compacted(settings, definitions_topic(settings), connect_timeout_s=connect_timeout_s)
     return done
+
+
+def create_compacted(settings: Settings, topic: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> list[str]:
+    """Create a compacted topic of one partition if it is missing (an app's own small record)."""
+    if partition_counts(settings, [topic], connect_timeout_s=connect_timeout_s)[topic] is not None:
+        return []
+    with client(settings, KafkaAdminClient, connect_timeout_s) as admin:
+        return _create(admin, {topic: (1, {"cleanup.policy": "compact"})}, settings)
 
 
 def _create(admin: Any, plan: dict[str, tuple[int, dict[str, str]]], settings: Settings) -> list[str]:

@@ -30,6 +30,7 @@ from processor.config.settings import Settings
 from processor.funnel.formats import record_key
 from processor.kafka.admin import check_compaction as check_compaction
 from processor.kafka.admin import check_partitions as check_partitions
+from processor.kafka.admin import create_compacted as create_compacted
 from processor.kafka.admin import create_topics as create_topics
 from processor.kafka.errors import AuthenticationFailed as AuthenticationFailed
 from processor.kafka.errors import BrokerUnavailable as BrokerUnavailable
@@ -45,7 +46,9 @@ from processor.kafka.topics import TABLES as TABLES
 from processor.kafka.topics import all_topics as all_topics
 from processor.kafka.topics import changelog_topics as changelog_topics
 from processor.kafka.topics import copartitioned_topics as copartitioned_topics
+from processor.kafka.topics import definitions_topic as definitions_topic
 from processor.kafka.topics import input_topic as input_topic
+from processor.kafka.topics import journeys_changelog as journeys_changelog
 from processor.kafka.topics import output_topics as output_topics
 from processor.kafka.topics import rekeyed_topic as rekeyed_topic
 

@@ -12,6 +12,16 @@ def changelog_topics(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
 
 
+def definitions_topic(settings: Settings) -> str:
+    """The compacted topic of the funnel definitions journeys were written under (one record per
+    set of definitions a worker started with: processor/worker/state/migrate.py), named after the app id."""
+    return f"{settings.app_id}-funnel-definitions"
+
+
+def journeys_changelog(settings: Settings) -> str:
+    return changelog_topics(settings)[TABLES.index("journeys")]
+
+
 def rekeyed_topic(settings: Settings) -> str:
     """The internal topic of touchpoints re-keyed by contact (processor/worker/rekey.py), named after the app id."""
     return f"{settings.app_id}-touchpoints-by-contact"

@@ -14,7 +14,7 @@ outside the funnel) to i or beyond. No per-contact memory is needed beyond the i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from statistics import median
@@ -86,12 +86,29 @@ def _number(value: Any) -> bool:
 Also = Callable[[str, dict[str, Any]], Callable[[], None]]
 
 
+def _stages_renamed(doc: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """The record with every stage name it holds under its name now."""
+    copy = dict(doc)
+    for key in ("from_stage", "to_stage", "stage"):
+        value = copy.get(key)
+        if type(value) is str:
+            copy[key] = names.get(value, value)
+    skipped = copy.get("skipped")
+    if type(skipped) is list:
+        copy["skipped"] = [names.get(s, s) if type(s) is str else s for s in skipped]
+    return copy
+
+
 class FunnelStats:
-    def __init__(self, also: Also | None = None) -> None:
+    """With `renamed` ({funnel: {former stage name: stage}}, from definitions' `renamed_from`),
+    records written before a rename count under the stage's name now, with those after it."""
+
+    def __init__(self, also: Also | None = None, renamed: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.ids: set[str] = set()
         self.counts: Counter[str] = Counter()  # TRANSITION, DROPOFF, DUPLICATE, SKIPPED
         self._tallies: dict[str, _Tally] = {}
         self._also = also
+        self._renamed = {f: names for f, names in (renamed or {}).items() if names}
 
     def add(self, doc: Any) -> str:
         """Count one decoded record; returns what it was. Raises BadRecord."""
@@ -101,6 +118,9 @@ class FunnelStats:
             return SKIPPED
         record_id = _text(doc, "id", kind)
         funnel = _text(doc, "funnel", kind)
+        names = self._renamed.get(funnel)
+        if names is not None:
+            doc = _stages_renamed(doc, names)
         apply = self._transition(doc) if kind == TRANSITION else self._dropoff(doc)
         also = None if self._also is None else self._also(str(kind), doc)
         if record_id in self.ids:

@@ -48,7 +48,9 @@ def report(
 
     `specs`: the funnels were named (else every preset with records, then other funnels seen).
     """
-    reading = Reading(None if by is None else BreakdownStats(by))
+    # A definition's renamed_from: records from before a rename count under the stage's name now.
+    renamed = {f.name: dict(f.former) for f in funnels}
+    reading = Reading(None if by is None else BreakdownStats(by), renamed)
     problem = read_topics(timeout_s, reading) if from_topics else read_files(inputs or ["-"], reading)
     if problem:
         print(f"funnel-processor report: {problem}", file=sys.stderr)

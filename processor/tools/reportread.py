@@ -31,13 +31,14 @@ _TOUCHPOINT_FIELDS = ("event_id", "contact_id", "type", "occurred_at")
 @dataclass(slots=True)
 class Reading:
     by: BreakdownStats | None = None
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict)  # funnel -> former stage name -> stage
     stats: FunnelStats = field(init=False)
     blank: int = 0
     malformed: int = 0
     others: Counter[str] = field(default_factory=Counter)  # JSON but not an output: TOUCHPOINT, DEAD_LETTER...
 
     def __post_init__(self) -> None:
-        self.stats = FunnelStats(None if self.by is None else self.by.prepare)
+        self.stats = FunnelStats(None if self.by is None else self.by.prepare, self.renamed)
 
     def outputs(self) -> int:
         """Transition and drop-off records read, duplicates included."""

@@ -52,6 +52,7 @@ from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config, skip_in_commits
+from processor.worker.state.entry import Layout
 from processor.worker.state.sourcemarks import SourceMarks, origin
 from processor.worker.state.stagecounts import StageCounts
 from processor.worker.task import PartitionClock, Tasks
@@ -88,9 +89,17 @@ def arrival_us(message: Any, wall_s: float) -> int:
 
 class JourneyAgent:
     def __init__(
-        self, app: faust.App, settings: Settings, funnels: Sequence[Funnel], registry: CollectorRegistry | None = None
+        self,
+        app: faust.App,
+        settings: Settings,
+        funnels: Sequence[Funnel],
+        registry: CollectorRegistry | None = None,
+        layout: Layout | None = None,
     ) -> None:
         self.app, self.settings, self.funnels = app, settings, tuple(funnels)
+        # How journeys entries record these funnels, and read those written under earlier definitions
+        # (processor/worker/state/migrate.py: the start-up check makes it).
+        self.layout = Layout(self.funnels) if layout is None else layout
         self.limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         # Touchpoints keyed by contact: the input itself, or its copy re-keyed by processor/worker/rekey.py.
@@ -122,7 +131,7 @@ class JourneyAgent:
             if settings.processing_guarantee == "exactly_once"
             else KafkaOutbox(self._connection, settings.partitions)
         )
-        self.stage_counts = StageCounts(self.funnels)
+        self.stage_counts = StageCounts(self.funnels, self.layout)
         self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
         self.checkpoint = Checkpoint(self.outbox, self.metrics, self.stage_counts, self.marks)
         self.tasks = Tasks(
@@ -134,6 +143,7 @@ class JourneyAgent:
             self.stage_counts,
             self.marks,
             settings.partitions,
+            self.layout,
         )
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.send_ticks)

@@ -68,10 +68,12 @@ class Tasks:
         stage_counts: StageCounts,
         marks: SourceMarks | None,
         partitions: int,
+        layout: Layout | None = None,
     ) -> None:
         self.funnels, self.limits, self.journeys, self.clocks = tuple(funnels), limits, journeys, clocks
         self.outbox, self.stage_counts, self.marks, self.partitions = outbox, stage_counts, marks, partitions
-        self.layout = Layout(self.funnels)  # how journeys entries' headers record these funnels
+        # How journeys entries' headers record these funnels (and read entries of earlier definitions).
+        self.layout = Layout(self.funnels) if layout is None else layout
         self.by_partition: dict[int, PartitionTask] = {}
         self._cache: dict[str, Entry] = {}  # decoded entries, shared by the partitions' stores
         self._contacts_by_partition: dict[int, Stored] | None = None  # one table scan per rebalance
@@ -120,6 +122,10 @@ class Tasks:
             stored.contacts,
             time.monotonic() - started,
         )
+        for shape in self.layout.dormant:
+            held = sum(n for (name, _, _), n in stored.stages.items() if name == shape.name)
+            if held:
+                log.info("partition %d: %d contacts hold a dormant position in funnel %r", partition, held, shape.name)
         return task
 
     def drop(self, partition: int) -> None:

@@ -27,7 +27,6 @@ from yarl import URL
 
 from processor.funnel.timefmt import format_time
 from processor.worker.agent import JourneyAgent
-from processor.worker.state.entry import decode_entry
 from processor.worker.webaccess import QueryAccess
 
 FORWARDED_HEADER = "Funnel-Forwarded"  # on a request one worker forwards to the contact's owner
@@ -46,7 +45,7 @@ def journey_document(agent: JourneyAgent, contact_id: str) -> dict[str, Any] | N
     raw = agent.journeys.get(contact_id.encode())
     if raw is None:
         return None
-    state = decode_entry(raw)[1]
+    state = agent.layout.read(raw)[1]
     funnels: dict[str, Any] = {}
     for funnel in agent.funnels:
         pos = state.positions.get(funnel.name)

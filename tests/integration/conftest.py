@@ -350,7 +350,8 @@ def topics(broker: Broker) -> Iterator[Callable[..., TopicSet]]:
     if not broker.is_tansu and made:  # a shared Kafka keeps no test topics; Tansu's memory goes with it
         admin = KafkaAdminClient(**Connection.of(broker.settings()).kafka_python())
         try:
-            names = [t for ts in made for t in kafkaio.all_topics(broker.settings(ts))]
+            settings = [broker.settings(ts) for ts in made]
+            names = [t for s in settings for t in [*kafkaio.all_topics(s), kafkaio.definitions_topic(s)]]
             admin.delete_topics(names, raise_errors=False)
         finally:
             admin.close()

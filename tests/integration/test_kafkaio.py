@@ -63,7 +63,8 @@ def test_create_topics_is_idempotent_and_copartitions_with_touchpoints(
     assert len(everything) == 7 and f"{names.app_id}-journeys-changelog" in everything
 
     first = kafkaio.create_topics(settings, connect_timeout_s=timeouts.connect_s)
-    assert sorted(line.split()[1] for line in first if line.startswith("created ")) == sorted(everything)
+    made = [*everything, kafkaio.definitions_topic(settings)]  # and the worker's compacted definitions topic
+    assert sorted(line.split()[1] for line in first if line.startswith("created ")) == sorted(made)
     again = kafkaio.create_topics(settings, connect_timeout_s=timeouts.connect_s)
     assert not any(line.startswith("created") for line in again)
     assert sorted(line.split()[1] for line in again) == sorted(everything)
@@ -225,7 +226,7 @@ def test_cli_creates_topics_and_simulates_into_them(
 
     created = run_cli(env, "topics", "create")
     assert created.returncode == 0, created.stderr
-    assert sum(line.startswith("created ") for line in created.stdout.splitlines()) == 7
+    assert sum(line.startswith("created ") for line in created.stdout.splitlines()) == 8  # and the definitions topic
     assert run_cli(env, "topics", "check").returncode == 0
     wrong = run_cli(broker.env(names, partitions=8), "topics", "check")
     assert wrong.returncode == 2

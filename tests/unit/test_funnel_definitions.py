@@ -97,7 +97,7 @@ REFUSED = {
         {"colour": "teal"},
         "colour",
         r"^unknown field; the fields here are name, description, stages, rules, lost, stall_after, terminal, "
-        r"breakdowns$",
+        r"breakdowns, renamed_from, removed$",
     ),
     # A misspelt field gets a did-you-mean, as a misspelt FUNNEL_* variable does.
     "misspelt-top-level-field": (

@@ -34,6 +34,7 @@ PUBLISHED = {
     "event-mapping/1-0-0": "9e3d8661f32b2d073c4e9fe718d583c6a4cf3060b6a243c3d06e0ce21b769255",
     "funnel-definition/1-0-0": "4d2f22cb43c8d80c6e793f35804b5f607e704846dbd5f275a869997151b4632f",
     "funnel-definition/1-1-0": "99301db555c4da287b96030dd39a7ecb5a8dfaa47cbb0f3039423ce37f207841",
+    "funnel-definition/1-2-0": "1228c5532f2d8974bdf75660894e8b6e002fcb8da856b9ce2ae779c710270eb7",
     "segment-event/1-0-0": "48422cb2e02d577f2098a295aa78d26846b824d90efe147106c32fd74018dd64",
     "snowplow-event/1-0-0": "8b33387113a759ae0c7bdf1028a2c7a67e6786cb690977a52fccd9fc7aaf8602",
     "touchpoint/1-0-0": "cede05ac04d2a09bcdaae4a26cab67bc6e96d546b46dd7a7586ddebfa11d7228",
@@ -90,7 +91,8 @@ def test_published_version_files_are_never_edited() -> None:
 def test_a_new_version_keeps_or_extends_the_one_before() -> None:
     """The versions added by issue 17: touchpoint 1-1-0 only limits two strings (a REVISION);
     deadletter 1-0-1 only adds a reason (an ADDITION: every 1-0-0 dead letter stays valid).
-    Issue 14: funnel-definition 1-1-0 only adds the optional `breakdowns` (an ADDITION)."""
+    Issue 14: funnel-definition 1-1-0 only adds the optional `breakdowns` (an ADDITION).
+    Issue 12: funnel-definition 1-2-0 only adds the optional `renamed_from` and `removed` (an ADDITION)."""
 
     def without(doc: dict[str, Any], *paths: str) -> dict[str, Any]:
         for path in ("$id", "description", *paths):
@@ -114,8 +116,14 @@ def test_a_new_version_keeps_or_extends_the_one_before() -> None:
     assert without(new, *added, "$defs/campaign_breakdown") == without(old)
     assert "breakdowns" not in new["required"]
     for path in sorted((SCHEMA_DIR / "funnel-definition" / "examples" / "valid").glob("*.json")):
-        if "breakdowns" not in load(path):
+        if not {"breakdowns", "renamed_from", "removed"} & load(path).keys():
             assert not list(validator("funnel-definition", "1-0-0").iter_errors(load(path))), path.name
+    old, new = load(schema_path("funnel-definition", "1-1-0")), load(schema_path("funnel-definition", "1-2-0"))
+    assert without(new, "properties/renamed_from", "properties/removed") == without(old)
+    assert {"renamed_from", "removed"}.isdisjoint(new["required"])
+    for path in sorted((SCHEMA_DIR / "funnel-definition" / "examples" / "valid").glob("*.json")):
+        if not {"renamed_from", "removed"} & load(path).keys():
+            assert not list(validator("funnel-definition", "1-1-0").iter_errors(load(path))), path.name
 
 
 @pytest.mark.parametrize("name", NAMES)

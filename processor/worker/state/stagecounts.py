@@ -13,26 +13,23 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from processor.funnel.definition import Funnel
 from processor.funnel.journey import ContactState
+from processor.worker.state.entry import Key, Layout
 
-# (funnel, stage, dropped)
-Key = tuple[str, str, bool]
+__all__ = ["Key", "StageCounts"]
 
 
 class StageCounts:
-    def __init__(self, funnels: Sequence[Funnel]) -> None:
+    """Counts under the (funnel, stage, dropped) keys the layout reads a position as (one
+    encoding, `Layout.stage_keys`, for counts kept from states and rebuilt from headers)."""
+
+    def __init__(self, funnels: Sequence[Funnel], layout: Layout | None = None) -> None:
         self.funnels = tuple(funnels)
+        self.layout = Layout(self.funnels) if layout is None else layout
         self._by_partition: dict[int, Counter[Key]] = {}
 
     def keys(self, state: ContactState | None) -> list[Key]:
         """The (funnel, stage, dropped) key the state counts under, one per funnel it is in."""
-        if state is None:
-            return []
-        keys = []
-        for funnel in self.funnels:
-            pos = state.positions.get(funnel.name)
-            if pos is not None:
-                keys.append((funnel.name, funnel.stages[pos.stage], pos.dropped))
-        return keys
+        return [] if state is None else self.layout.keys(state)
 
     def rebuild(self, partition: int, counts: Mapping[Key, int]) -> None:
         """Start a partition's counts over from its stored contacts' (`journeystore.stored_by_partition`)."""
@@ -40,11 +37,13 @@ class StageCounts:
 
     def apply(self, partition: int, changes: Iterable[tuple[ContactState | None, ContactState]]) -> None:
         counts = self._by_partition.setdefault(partition, Counter())
+        keys = self.layout.keys
         for before, after in changes:
-            if before is not None and before.positions is after.positions:
-                continue
-            counts.subtract(self.keys(before))
-            counts.update(self.keys(after))
+            if before is not None:
+                if before.positions is after.positions:
+                    continue
+                counts.subtract(keys(before))
+            counts.update(keys(after))
 
     def drop(self, partition: int) -> None:
         self._by_partition.pop(partition, None)

@@ -29,8 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import NamedTuple
 
 from processor.funnel.journey import ContactState
-from processor.worker.state.entry import Layout, decode_entry, encode_entry, entry_summary
-from processor.worker.state.stagecounts import Key
+from processor.worker.state.entry import Key, Layout, encode_entry
 
 Entry = tuple[int, ContactState]  # (offset of the last touchpoint applied, state)
 
@@ -57,7 +56,7 @@ def stored_by_partition(
     slots: dict[int, list[bytes]] = defaultdict(list)
     for key, raw in entries:
         partition = partition_of(key)
-        due, held = entry_summary(raw, layout)
+        due, held = layout.summary(raw)
         if due is not None:
             timers[partition].append((due, key.decode()))
         slots[partition].append(held)
@@ -85,7 +84,7 @@ class JourneyStore(MutableMapping[str, ContactState]):
             raw = self.table.get(contact_id.encode())
             if raw is None:
                 return None
-            entry = decode_entry(raw)
+            entry = self.layout.read(raw)  # moved to the configured stages if written under others
             self._remember(contact_id, entry)
         return entry
 
