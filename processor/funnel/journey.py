@@ -24,6 +24,8 @@ from processor.funnel.outputs import (
     TouchSummary,
     output_id,
 )
+from processor.funnel.rulebook import Rulebook, StageRule
+from processor.funnel.rulebook import counted_types as counted_types
 from processor.funnel.timefmt import format_time, seconds
 from processor.funnel.touchpoint import Touchpoint
 
@@ -104,15 +106,6 @@ def is_duplicate(state: ContactState | None, digest: int, limits: Limits) -> boo
     return any(h == digest and at >= cutoff for h, at in zip(state.seen_ids, state.seen_at, strict=True))
 
 
-def counted_types(funnels: Sequence[Funnel]) -> dict[str, int]:
-    """Types whose counts any funnel's `nth` rules need, with the largest nth."""
-    merged: dict[str, int] = {}
-    for funnel in funnels:
-        for kind, nth in funnel.counted.items():
-            merged[kind] = max(merged.get(kind, 1), nth)
-    return merged
-
-
 def _summary(touch: Touch) -> TouchSummary:
     return {
         "type": touch.type,
@@ -129,19 +122,19 @@ def _recent(touches: Sequence[Touch]) -> list[RecentTouch]:
 def advance(
     state: ContactState | None,
     tp: Touchpoint,
-    funnels: Sequence[Funnel],
-    counted: Mapping[str, int],
+    book: Rulebook,
     limits: Limits,
     digest: int | None = None,
 ) -> tuple[ContactState, list[Output]]:
     """Apply one touchpoint (already known not to be a duplicate) to a contact.
 
-    `counted` is `counted_types(funnels)` and `digest` is `event_hash(tp.event_id)`,
-    both passed in so that callers compute them once.
+    `book` is `rulebook(funnels)` and `digest` is `event_hash(tp.event_id)`, both
+    passed in so that callers compute them once.
     """
-    touch = Touch(tp.type, tp.channel, tp.campaign, tp.at, tp.when)
+    kind, at = tp.type, tp.at
+    touch = Touch(kind, tp.channel, tp.campaign, at, tp.when)
     if state is None:
-        first, previous, last_at = touch, None, tp.at
+        first, previous, last_at = touch, None, at
         recent: tuple[Touch, ...] = (touch,)
         counts: Mapping[str, int] = {}
         seen_ids: tuple[int, ...] = ()
@@ -150,13 +143,13 @@ def advance(
     else:
         first, previous = state.first, state.recent[-1]
         recent = (*state.recent[1 - RECENT :], touch) if len(state.recent) >= RECENT else (*state.recent, touch)
-        last_at = tp.at if tp.at > state.last_at else state.last_at
+        last_at = at if at > state.last_at else state.last_at
         counts, positions = state.counts, state.positions
         seen_ids, seen_at = state.seen_ids, state.seen_at
 
-    cap = counted.get(tp.type)
+    cap = book.counted.get(kind)
     if cap is not None:
-        counts = {**counts, tp.type: min(counts.get(tp.type, 0) + 1, cap)}
+        counts = {**counts, kind: min(counts.get(kind, 0) + 1, cap)}
     cutoff = last_at - limits.dedup_horizon_us
     # Forget ids past the horizon (oldest arrivals first) and beyond the capacity.
     start = max(0, len(seen_ids) + 1 - limits.dedup_capacity)
@@ -165,24 +158,27 @@ def advance(
     if start:
         seen_ids, seen_at = seen_ids[start:], seen_at[start:]
     seen_ids = (*seen_ids, event_hash(tp.event_id) if digest is None else digest)
-    seen_at = (*seen_at, tp.at)
+    seen_at = (*seen_at, at)
 
+    reactions = book.reactions.get(kind)
+    if reactions is None:  # a type no funnel names: nothing can move
+        return ContactState(first, recent, last_at, counts, seen_ids, seen_at, positions), []
     outputs: list[Output] = []
     changed: dict[str, Position] | None = None
-    for funnel in funnels:
-        if tp.type not in funnel.types:
-            continue
+    for funnel, rules, lost in reactions:
         pos = positions.get(funnel.name)
-        step = _step(funnel, pos, tp, counts)
-        if step is None:
-            continue
-        new_pos, kind = step
-        seq = new_pos.sequence
-        if kind == "transition":
+        new_pos = _forward(rules, pos, tp, counts)
+        if new_pos is not None:
             outputs.append(_transition(funnel, tp, pos, new_pos, first, previous))
+        elif pos is None or pos.dropped or not lost or funnel.terminal[pos.stage]:
+            continue
+        elif any(rule.matches(tp.channel, tp.properties, 1) for rule in lost):
+            new_pos = pos._replace(dropped=True, sequence=pos.sequence + 1)
+            outputs.append(
+                _dropoff(funnel, tp.contact_id, pos, "lost", at, tp.when, last_at, _recent(recent), new_pos.sequence)
+            )
         else:
-            assert pos is not None
-            outputs.append(_dropoff(funnel, tp.contact_id, pos, "lost", tp.at, tp.when, last_at, recent, seq))
+            continue
         if changed is None:
             changed = dict(positions)
         changed[funnel.name] = new_pos
@@ -190,23 +186,18 @@ def advance(
     return ContactState(first, recent, last_at, counts, seen_ids, seen_at, final), outputs
 
 
-def _step(
-    funnel: Funnel, pos: Position | None, tp: Touchpoint, counts: Mapping[str, int]
-) -> tuple[Position, str] | None:
-    """The new position and what happened ("transition" or "lost"), or None."""
+def _forward(
+    rules: Sequence[StageRule], pos: Position | None, tp: Touchpoint, counts: Mapping[str, int]
+) -> Position | None:
+    """The position the furthest stage rule matching `tp` past the current stage moves to, or None."""
     current = -1 if pos is None else pos.stage
-    for rule in funnel.by_type.get(tp.type, ()):
-        if rule.stage <= current:
-            break
-        if rule.matches(tp.channel, tp.properties, counts.get(tp.type, 1)):
+    for stage, test in rules:
+        if stage <= current:
+            return None
+        if test is None or test.matches(tp.channel, tp.properties, counts.get(tp.type, 1)):
             if pos is None:
-                return Position(rule.stage, tp.at, tp.at, False, 1, tp.channel), "transition"
-            return Position(rule.stage, tp.at, pos.entry_at, False, pos.sequence + 1, tp.channel), "transition"
-    if pos is None or pos.dropped or funnel.terminal[pos.stage]:
-        return None
-    for rule in funnel.lost_by_type.get(tp.type, ()):
-        if rule.matches(tp.channel, tp.properties, 1):
-            return pos._replace(dropped=True, sequence=pos.sequence + 1), "lost"
+                return Position(stage, tp.at, tp.at, False, 1, tp.channel)
+            return Position(stage, tp.at, pos.entry_at, False, pos.sequence + 1, tp.channel)
     return None
 
 
@@ -240,7 +231,7 @@ def _dropoff(
     at: int,
     at_text: str,
     last_at: int,
-    recent: Sequence[Touch],
+    recent: list[RecentTouch],
     seq: int,
 ) -> DroppedOff:
     return {
@@ -254,7 +245,7 @@ def _dropoff(
         "last_touch_at": format_time(last_at),
         "occurred_at": at_text,
         "time_in_stage_s": seconds(at - pos.entered_at),
-        "recent_touchpoints": _recent(recent),
+        "recent_touchpoints": recent,
         "sequence": seq,
     }
 
@@ -269,11 +260,15 @@ def _deadline(funnel: Funnel, pos: Position) -> int | None:
 def next_deadline(state: ContactState, funnels: Sequence[Funnel]) -> int | None:
     """The earliest stall deadline among the contact's funnels, if any."""
     best: int | None = None
+    positions = state.positions
     for funnel in funnels:
-        pos = state.positions.get(funnel.name)
-        if pos is not None:
-            due = _deadline(funnel, pos)
-            if due is not None and (best is None or due < best):
+        pos = positions.get(funnel.name)
+        if pos is None or pos.dropped:
+            continue
+        stall = funnel.stall_after[pos.stage]
+        if stall is not None:
+            due = pos.entered_at + stall
+            if best is None or due < best:
                 best = due
     return best
 
@@ -281,7 +276,7 @@ def next_deadline(state: ContactState, funnels: Sequence[Funnel]) -> int | None:
 def expire(
     state: ContactState, contact_id: str, clock: int, funnels: Sequence[Funnel]
 ) -> tuple[ContactState, list[Output]]:
-    """Fire every stall deadline strictly before `clock`, earliest first."""
+    """Fire every stall deadline strictly before `clock`, earliest first (funnels in order on a tie)."""
     due: list[tuple[int, int, Funnel, Position]] = []
     for order, funnel in enumerate(funnels):
         pos = state.positions.get(funnel.name)
@@ -291,15 +286,20 @@ def expire(
                 due.append((deadline, order, funnel, pos))
     if not due:
         return state, []
-    due.sort(key=lambda d: (d[0], d[1]))
+    if len(due) > 1:
+        due.sort(key=_due_order)
     positions = dict(state.positions)
     outputs: list[Output] = []
+    last_at = state.last_at
     for deadline, _, funnel, pos in due:
         seq = pos.sequence + 1
         positions[funnel.name] = pos._replace(dropped=True, sequence=seq)
+        at_text = format_time(deadline)
         outputs.append(
-            _dropoff(
-                funnel, contact_id, pos, "stalled", deadline, format_time(deadline), state.last_at, state.recent, seq
-            )
+            _dropoff(funnel, contact_id, pos, "stalled", deadline, at_text, last_at, _recent(state.recent), seq)
         )
     return state._replace(positions=positions), outputs
+
+
+def _due_order(due: tuple[int, int, Funnel, Position]) -> tuple[int, int]:
+    return due[0], due[1]
