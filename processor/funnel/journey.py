@@ -22,6 +22,7 @@ from processor.funnel.outputs import (
     RecentTouch,
     StageTransitioned,
     TouchSummary,
+    Trigger,
     output_id,
 )
 from processor.funnel.rulebook import Rulebook, StageRule
@@ -165,15 +166,18 @@ def advance(
         return ContactState(first, recent, last_at, counts, seen_ids, seen_at, positions), []
     outputs: list[Output] = []
     changed: dict[str, Position] | None = None
+    touches: _Touches | None = None  # shared by the transitions this touchpoint causes, built on the first
     for funnel, rules, lost in reactions:
         pos = positions.get(funnel.name)
         new_pos = _forward(rules, pos, tp, counts)
         if new_pos is not None:
-            outputs.append(_transition(funnel, tp, pos, new_pos, first, previous))
+            if touches is None:
+                touches = _touches(tp, first, previous)
+            outputs.append(_transition(funnel, tp, pos, new_pos, touches))
         elif pos is None or pos.dropped or not lost or funnel.terminal[pos.stage]:
             continue
         elif any(rule.matches(tp.channel, tp.properties, 1) for rule in lost):
-            new_pos = pos._replace(dropped=True, sequence=pos.sequence + 1)
+            new_pos = Position(pos.stage, pos.entered_at, pos.entry_at, True, pos.sequence + 1, pos.trigger_channel)
             outputs.append(
                 _dropoff(funnel, tp.contact_id, pos, "lost", at, tp.when, last_at, _recent(recent), new_pos.sequence)
             )
@@ -201,8 +205,20 @@ def _forward(
     return None
 
 
+class _Touches(NamedTuple):
+    trigger: Trigger
+    first: TouchSummary
+    last: TouchSummary | None
+
+
+def _touches(tp: Touchpoint, first: Touch, previous: Touch | None) -> _Touches:
+    """What every transition one touchpoint causes repeats: built once, shared by them (outputs are read-only)."""
+    trigger: Trigger = {"event_id": tp.event_id, "type": tp.type, "channel": tp.channel, "campaign": tp.campaign}
+    return _Touches(trigger, _summary(first), None if previous is None else _summary(previous))
+
+
 def _transition(
-    funnel: Funnel, tp: Touchpoint, pos: Position | None, new: Position, first: Touch, previous: Touch | None
+    funnel: Funnel, tp: Touchpoint, pos: Position | None, new: Position, touches: _Touches
 ) -> StageTransitioned:
     return {
         "kind": "transition",
@@ -215,9 +231,9 @@ def _transition(
         "occurred_at": tp.when,
         "time_in_previous_stage_s": None if pos is None else seconds(tp.at - pos.entered_at),
         "since_funnel_entry_s": seconds(tp.at - new.entry_at),
-        "trigger": {"event_id": tp.event_id, "type": tp.type, "channel": tp.channel, "campaign": tp.campaign},
-        "first_touch": _summary(first),
-        "last_touch": None if previous is None else _summary(previous),
+        "trigger": touches.trigger,
+        "first_touch": touches.first,
+        "last_touch": touches.last,
         "sequence": new.sequence,
         "reactivated": pos is not None and pos.dropped,
     }
@@ -290,15 +306,14 @@ def expire(
         due.sort(key=_due_order)
     positions = dict(state.positions)
     outputs: list[Output] = []
-    last_at = state.last_at
+    first, recent, last_at, counts, seen_ids, seen_at, _ = state
+    touches = _recent(recent)  # shared by the drop-offs fired together (outputs are read-only)
     for deadline, _, funnel, pos in due:
         seq = pos.sequence + 1
-        positions[funnel.name] = pos._replace(dropped=True, sequence=seq)
+        positions[funnel.name] = Position(pos.stage, pos.entered_at, pos.entry_at, True, seq, pos.trigger_channel)
         at_text = format_time(deadline)
-        outputs.append(
-            _dropoff(funnel, contact_id, pos, "stalled", deadline, at_text, last_at, _recent(state.recent), seq)
-        )
-    return state._replace(positions=positions), outputs
+        outputs.append(_dropoff(funnel, contact_id, pos, "stalled", deadline, at_text, last_at, touches, seq))
+    return ContactState(first, recent, last_at, counts, seen_ids, seen_at, positions), outputs
 
 
 def _due_order(due: tuple[int, int, Funnel, Position]) -> tuple[int, int]:
