@@ -179,7 +179,7 @@ def advance(
         elif any(rule.matches(tp.channel, tp.properties, 1) for rule in lost):
             new_pos = Position(pos.stage, pos.entered_at, pos.entry_at, True, pos.sequence + 1, pos.trigger_channel)
             outputs.append(
-                _dropoff(funnel, tp.contact_id, pos, "lost", at, tp.when, last_at, _recent(recent), new_pos.sequence)
+                _dropoff(funnel, tp.contact_id, pos, "lost", at, tp.when, _context(recent, last_at), new_pos.sequence)
             )
         else:
             continue
@@ -239,6 +239,27 @@ def _transition(
     }
 
 
+class _Context(NamedTuple):
+    """What every drop-off of a contact at one moment repeats: built once, shared by them (outputs are read-only)."""
+
+    touches: Sequence[Touch]  # the contact's recent touches
+    recent: list[RecentTouch]  # the same as the outputs write them
+    last_at: int
+    last_text: str
+
+
+def _context(touches: Sequence[Touch], last_at: int) -> _Context:
+    return _Context(touches, _recent(touches), last_at, _time_text(last_at, touches))
+
+
+def _time_text(at: int, touches: Sequence[Touch]) -> str:
+    """`format_time(at)`, taken from a recent touch at that time when there is one (formatting costs more)."""
+    for touch in reversed(touches):
+        if touch.at == at:
+            return touch.when
+    return format_time(at)
+
+
 def _dropoff(
     funnel: Funnel,
     contact_id: str,
@@ -246,8 +267,7 @@ def _dropoff(
     reason: Literal["lost", "stalled"],
     at: int,
     at_text: str,
-    last_at: int,
-    recent: list[RecentTouch],
+    context: _Context,
     seq: int,
 ) -> DroppedOff:
     return {
@@ -257,11 +277,11 @@ def _dropoff(
         "contact_id": contact_id,
         "stage": funnel.stages[pos.stage],
         "reason": reason,
-        "entered_stage_at": format_time(pos.entered_at),
-        "last_touch_at": format_time(last_at),
+        "entered_stage_at": _time_text(pos.entered_at, context.touches),
+        "last_touch_at": context.last_text,
         "occurred_at": at_text,
         "time_in_stage_s": seconds(at - pos.entered_at),
-        "recent_touchpoints": recent,
+        "recent_touchpoints": context.recent,
         "sequence": seq,
     }
 
@@ -307,12 +327,12 @@ def expire(
     positions = dict(state.positions)
     outputs: list[Output] = []
     first, recent, last_at, counts, seen_ids, seen_at, _ = state
-    touches = _recent(recent)  # shared by the drop-offs fired together (outputs are read-only)
+    context = _context(recent, last_at)
     for deadline, _, funnel, pos in due:
         seq = pos.sequence + 1
         positions[funnel.name] = Position(pos.stage, pos.entered_at, pos.entry_at, True, seq, pos.trigger_channel)
         at_text = format_time(deadline)
-        outputs.append(_dropoff(funnel, contact_id, pos, "stalled", deadline, at_text, last_at, touches, seq))
+        outputs.append(_dropoff(funnel, contact_id, pos, "stalled", deadline, at_text, context, seq))
     return ContactState(first, recent, last_at, counts, seen_ids, seen_at, positions), outputs
 
 
