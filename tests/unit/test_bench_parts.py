@@ -198,6 +198,8 @@ def test_the_worker_ratios_divide_the_right_way_round() -> None:
     assert rows["3b"].verdict() == "MISSED: 1.2x short"
     cheap = {r.case: r for r in worker_ratios(drain(30_000, 6.0, 3.0), res)}
     assert cheap["3c"].verdict() == "met"
+    near = {r.case: r for r in worker_ratios(drain(30_000, 6.0, 4.2), res)}  # 140 µs: 0.35x Faust's
+    assert near["3c"].verdict() == "MISSED: 1.05x over"
 
 
 def test_a_missing_baseline_or_cpu_figure_fails_only_its_rows() -> None:
