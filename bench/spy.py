@@ -129,10 +129,12 @@ def parse_raw(lines: Iterable[str]) -> list[tuple[tuple[Frame, ...], int]]:
         line = line.rstrip("\n")
         if not line.strip():
             continue
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        stack, space, count = line.rpartition(" ")
+        if not space or not count.isdigit():
             raise ValueError(f"not a py-spy raw line: {line[:200]!r}")
-        stacks.append((tuple(parse_frame(f) for f in stack.split(";")), int(count)))
+        # An empty stack: the interpreter was running no Python frame (start-up, shutdown).
+        frames = tuple(parse_frame(f) for f in stack.strip().split(";")) if stack.strip() else ()
+        stacks.append((frames, int(count)))
     return stacks
 
 

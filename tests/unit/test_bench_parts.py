@@ -144,6 +144,15 @@ def test_a_frame_whose_function_has_spaces_or_parentheses_keeps_them() -> None:
 def test_a_line_that_is_not_a_stack_is_refused() -> None:
     with pytest.raises(ValueError, match="not a py-spy raw line"):
         spy.parse_raw(["just some text"])
+    with pytest.raises(ValueError, match="not a py-spy raw line"):
+        spy.parse_raw(["12"])
+
+
+def test_samples_with_no_python_frame_count_as_other() -> None:
+    stacks = spy.parse_raw([" 27", RAW[0]])
+    assert stacks[0] == ((), 27)
+    shares = {s.part: s.samples for s in spy.summarize(stacks, cpu_us=None)}
+    assert shares[spy.OTHER] == 27 and shares[spy.CORE] == 30
 
 
 def test_each_sample_goes_to_the_part_of_the_first_claimed_frame_from_the_leaf() -> None:
