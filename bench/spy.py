@@ -6,7 +6,11 @@ part by walking its stack from the leaf (the frame running) towards the root and
 the first frame a rule below claims, so a frame of the funnel core called from the
 agent counts as the core, and Faust's stream iteration calling the agent's code does not
 hide it. Frames no rule claims (asyncio, the standard library, start-up wrappers) are
-passed over; a sample with none left counts as "other" (the event loop itself).
+passed over; a sample with none left counts as "other" (the event loop itself), or
+as Faust delivery when it runs in Faust's consumer thread (a `mode` ServiceThread, where
+aiokafka fetches). A sample whose running frame is the selector's `select` is the process
+waiting in epoll: py-spy's --nonblocking mode cannot always tell such a thread is idle,
+so these are counted apart ("waiting") and left out of the shares.
 
 The rules match module paths (and, for a few Faust and aiokafka modules that do both
 delivery and commits, function names). A part's µs per touchpoint is its share of the
@@ -33,9 +37,10 @@ METRICS = "metrics"
 GLUE = "worker glue"
 OTHER = "other"
 PARTS = (DELIVERY, KAFKA_IO, DECODE, CORE, STATE, OUTPUTS, ACKS, METRICS, GLUE, OTHER)
+WAITING = "waiting"  # in epoll: not CPU time, not one of PARTS
 
 WHAT = {
-    DELIVERY: "faust (consumer, conductor, channels, streams, agents), aiokafka's fetcher, the worker's patches",
+    DELIVERY: "faust (consumer and its thread, conductor, channels, streams, agents), the worker's patches",
     KAFKA_IO: "aiokafka connections and wire protocol, both directions (fetch and produce responses)",
     DECODE: "bytes -> Touchpoint: processor/funnel touchpoint, formats, eventmap, time parsing",
     CORE: "processor/funnel: engine, journey, rulebook, outputs, time formatting",
@@ -44,7 +49,7 @@ WHAT = {
     ACKS: "processor/worker/checkpoint and transactions, Faust's acks and offset commits",
     METRICS: "processor/worker metrics, breakdownmetrics, sensor; faust sensors; prometheus_client",
     GLUE: "the rest of processor/worker: the agent's per-record steps, batch, tasks",
-    OTHER: "frames no rule claims: the asyncio event loop, the standard library, start-up",
+    OTHER: "no rule claims a frame: the asyncio event loop itself (callbacks, futures, waits), no Python frame",
 }
 
 
@@ -66,6 +71,7 @@ RULES: tuple[Rule, ...] = (
     Rule(None, "processor/worker/outbox.py", ("default_partition",)),
     Rule(None, "/aiokafka/partitioner.py"),
     Rule(None, "processor/funnel/timefmt.py", ("_day",)),
+    Rule(None, "processor/funnel/outputs.py", ("last_touch_type",)),  # the breakdown metrics' helper
     # Metrics
     Rule(METRICS, "/prometheus_client/"),
     Rule(METRICS, "/faust/sensors/"),
@@ -104,6 +110,7 @@ RULES: tuple[Rule, ...] = (
     Rule(None, "/faust/worker.py"),
     Rule(DELIVERY, "/faust/"),
     Rule(DELIVERY, "/mode/utils/queues.py"),
+    Rule(DELIVERY, "/mode/services.py", ("wait_first",)),
     Rule(KAFKA_IO, "/aiokafka/conn.py"),
     Rule(KAFKA_IO, "/aiokafka/protocol/"),
     Rule(KAFKA_IO, "/aiokafka/client.py"),
@@ -147,11 +154,15 @@ def part_of_frame(frame: Frame) -> str | None:
 
 
 def part_of(stack: Sequence[Frame]) -> str:
-    """The part one sample counts under: the first frame from the leaf that claims one."""
+    """The part one sample counts under: the first frame from the leaf that claims one (or WAITING)."""
+    if stack and stack[-1].func.endswith("select") and "selectors.py" in stack[-1].path:
+        return WAITING
     for frame in reversed(stack):
         part = part_of_frame(frame)
         if part is not None:
             return part
+    if any("/mode/threads.py" in frame.path for frame in stack):
+        return DELIVERY  # Faust's consumer thread, outside any claimed frame: its own event loop
     return OTHER
 
 
@@ -164,26 +175,31 @@ class Share:
 
 
 def summarize(stacks: Iterable[tuple[Sequence[Frame], int]], cpu_us: float | None) -> list[Share]:
-    """Samples per part, in PARTS order, with µs per touchpoint when `cpu_us` (per touchpoint) is known."""
+    """Samples per part, in PARTS order, with µs per touchpoint when `cpu_us` (per touchpoint) is known;
+    then the samples waiting in epoll, outside the shares."""
     counts: Counter[str] = Counter()
     for stack, n in stacks:
         counts[part_of(stack)] += n
-    total = sum(counts.values())
+    total = sum(n for part, n in counts.items() if part != WAITING)
     if total == 0:
         raise ValueError("no samples: py-spy recorded nothing (was the process busy?)")
-    return [
+    shares = [
         Share(part, counts[part], counts[part] / total, None if cpu_us is None else counts[part] / total * cpu_us)
         for part in PARTS
     ]
+    return [*shares, Share(WAITING, counts[WAITING], 0.0, None)]
 
 
 def render(shares: Sequence[Share], header: str = "") -> str:
     lines = [header] if header else []
     lines.append(f"{'part':<24}{'samples':>9}{'share':>8}{'µs/touchpoint':>15}  what")
-    for s in shares:
+    counted = [s for s in shares if s.part != WAITING]
+    for s in counted:
         us = "-" if s.us_per_touchpoint is None else f"{s.us_per_touchpoint:,.1f}"
         lines.append(f"{s.part:<24}{s.samples:>9,}{s.share:>8.1%}{us:>15}  {WHAT[s.part]}")
-    total_us = sum(s.us_per_touchpoint or 0.0 for s in shares)
-    samples = sum(s.samples for s in shares)
+    total_us = sum(s.us_per_touchpoint or 0.0 for s in counted)
+    samples = sum(s.samples for s in counted)
     lines.append(f"{'total':<24}{samples:>9,}{1:>8.0%}{total_us:>15,.1f}")
+    waiting = sum(s.samples for s in shares if s.part == WAITING)
+    lines.append(f"(and {waiting:,} samples waiting in epoll, left out: not CPU time)")
     return "\n".join(lines)

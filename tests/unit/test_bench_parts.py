@@ -171,9 +171,39 @@ def test_each_sample_goes_to_the_part_of_the_first_claimed_frame_from_the_leaf()
         spy.OTHER: 6,
     }
     total = sum(samples.values())
-    assert [s.part for s in shares.values()] == list(spy.PARTS)
+    assert [s.part for s in shares.values()] == [*spy.PARTS, spy.WAITING]
     assert shares[spy.CORE].us_per_touchpoint == pytest.approx(200.0 * 30 / total)
     assert sum(s.us_per_touchpoint or 0 for s in shares.values()) == pytest.approx(200.0)
+
+
+THREAD = [
+    frame("_bootstrap", "/usr/lib/python3.11/threading.py"),
+    frame("run", f"{SITE}/mode/threads.py"),
+    frame("run_forever", "/usr/lib/python3.11/asyncio/base_events.py"),
+    frame("_run_once", "/usr/lib/python3.11/asyncio/base_events.py"),
+]
+
+
+def test_waiting_in_epoll_is_left_out_and_faust_s_consumer_thread_is_delivery() -> None:
+    waiting = line([*THREAD, frame("select", "/usr/lib/python3.11/selectors.py")], 50)
+    main_waiting = line([*LOOP[:4], frame("select", "/usr/lib/python3.11/selectors.py")], 10)
+    thread_loop = line(THREAD, 4)
+    shares = spy.summarize(spy.parse_raw([waiting, main_waiting, thread_loop, RAW[0]]), cpu_us=100.0)
+    by_part = {s.part: s for s in shares}
+    assert by_part[spy.WAITING].samples == 60 and by_part[spy.WAITING].us_per_touchpoint is None
+    assert by_part[spy.DELIVERY].samples == 4 and by_part[spy.CORE].samples == 30
+    assert by_part[spy.CORE].share == pytest.approx(30 / 34)  # waiting samples are not in the shares
+    text = spy.render(shares)
+    assert "60 samples waiting in epoll" in text and text.splitlines()[-2].split()[-1] == "100.0"
+
+
+def test_a_core_helper_called_by_the_metrics_counts_as_metrics() -> None:
+    stack = [
+        *LOOP,
+        frame("count", f"{REPO}/processor/worker/breakdownmetrics.py"),
+        frame("last_touch_type", f"{REPO}/processor/funnel/outputs.py"),
+    ]
+    assert spy.part_of([spy.parse_frame(f) for f in stack]) == spy.METRICS
 
 
 def test_without_a_cpu_figure_only_shares_are_given_and_no_samples_is_an_error() -> None:
@@ -189,7 +219,7 @@ def test_the_summary_prints_every_part_and_the_total() -> None:
     assert lines[0] == "header line"
     for part in spy.PARTS:
         assert any(row.startswith(part) for row in lines), part
-    assert lines[-1].split()[-1] == "200.0"
+    assert lines[-2].split()[-1] == "200.0"
 
 
 def drain(touchpoints: int, span_s: float, cpu_s: float | None) -> Drain:
