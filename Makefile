@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock tools kafka demo test lint bench bench-smoke clean
+.PHONY: setup lock tools kafka demo test lint bench bench-smoke bench-profile clean
 
 # The runtime dependencies come from requirements.lock, exactly as the image installs them
 # (hash-checked), so the tests run what ships; then the package itself and its dev tools.
@@ -55,6 +55,10 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench --smoke $(ARGS)
+
+# Case 3 under py-spy (bench/profile.py): where the worker's CPU time per touchpoint goes, by part.
+bench-profile: $(STAMP)
+	$(BIN)/python -m bench.profile $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,18 +1,20 @@
-"""The seven cases as table rows: each runs its measurement and states the issue's target beside it."""
+"""The eight cases as table rows: each runs its measurement and states the issue's target beside it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import live, state, throughput
+from bench import live, scaleout, state, throughput
 from bench.lab import Lab
 from bench.replay_bench import TARGET_RATIO, measure
 from bench.table import Row, Target, failed
 
 CEILING_SHARE = Target(">=", 0.5, ">= 0.5x the ceiling")
 OVER_FAUST = Target(">=", 3.0, ">= 3x Faust")
+CPU_OF_FAUST = Target("<=", 1 / 3, "<= 0.33x Faust's")
 LATENCY_P99 = Target("<=", 100.0, "<= 100 ms")
 LATENESS_P99 = Target("<=", 2.0, "<= 2 s")
 MEMORY_BYTES = Target("<=", 1024.0, "<= 1 KiB")
@@ -25,9 +27,10 @@ SLOTS: dict[str, tuple[str, str, Target | None]] = {
     "1": ("raw aiokafka passthrough (the ceiling)", "records/s", None),
     "2": ("plain Faust agent (the baseline)", "touchpoints/s", None),
     "3": ("this worker, end to end, one process", "touchpoints/s", None),
+    "3u": ("  its CPU time per touchpoint", "µs", None),
     "3a": ("  worker / passthrough ceiling", "x", CEILING_SHARE),
     "3b": ("  worker / plain Faust baseline", "x", OVER_FAUST),
-    "3c": ("  the same by CPU time per touchpoint", "x", None),
+    "3c": ("  worker CPU per touchpoint / plain Faust's", "x", CPU_OF_FAUST),
     "3r": ("this worker, Segment events re-keyed by contact", "touchpoints/s", None),
     "3s": ("  re-keyed / direct (row 3)", "x", None),
     "4a": ("latency p50, touchpoint -> transition", "ms", None),
@@ -41,6 +44,9 @@ SLOTS: dict[str, tuple[str, str, Target | None]] = {
     "6d": ("restart with N contacts, RocksDB store kept", "s", RECOVERY),
     "7": ("file replay, the core alone, 4 presets", "events/s", None),
     "7a": ("  replay time / bare orjson loop time", "x", REPLAY),
+    "8a": ("one worker process, group settled, then the input", "touchpoints/s", None),
+    "8b": ("two worker processes of one group, same input", "touchpoints/s", None),
+    "8c": ("  two processes / one", "x", None),
 }
 
 
@@ -86,7 +92,17 @@ def worker(lab: Lab, res: Results, store: str) -> list[Row]:
     res.worker = throughput.worker(lab, store)
     drain = res.worker.drain
     note = f"{drain.touchpoints:,} touchpoints, {drain.outputs:,} outputs in {drain.span_s:.2f} s; 4 presets, {store}"
-    rows = [row("3", drain.rate, note + _cpu(drain), drain.details())]
+    return [row("3", drain.rate, note + _cpu(drain), drain.details()), *worker_ratios(drain, res)]
+
+
+def worker_ratios(drain: throughput.Drain, res: Results) -> list[Row]:
+    """Rows 3u, 3a, 3b, 3c: the worker's CPU per touchpoint, and the worker against the baselines in `res`."""
+    rows = []
+    if drain.cpu_us is None:
+        rows.append(row("3u", None, "failed: the worker exited before its last output was read"))
+    else:
+        faust = "" if res.faust_cpu_us is None else f"; plain Faust's: {res.faust_cpu_us:,.0f} µs"
+        rows.append(row("3u", drain.cpu_us, "from /proc, over the drain" + faust))
     for case, base in (("3a", res.ceiling), ("3b", res.faust)):
         if base is None:
             rows.append(row(case, None, "failed: its baseline did not run"))
@@ -95,8 +111,8 @@ def worker(lab: Lab, res: Results, store: str) -> list[Row]:
     if res.faust_cpu_us is None or drain.cpu_us is None:
         rows.append(row("3c", None, "failed: no CPU figure for the worker or the baseline"))
     else:
-        note = "Faust's CPU time per touchpoint / the worker's: less moved by other load than the rates"
-        rows.append(row("3c", res.faust_cpu_us / drain.cpu_us, note))
+        note = "the worker's CPU time per touchpoint / Faust's: less moved by other load than the rates"
+        rows.append(row("3c", drain.cpu_us / res.faust_cpu_us, note))
     return rows
 
 
@@ -200,3 +216,29 @@ def core(lab: Lab) -> list[Row]:
         f"best of {lab.sizes.replay_rounds}; bare loop {bare:,.0f}/s; b2b-sales alone {timings[0].events_per_s:,.0f}/s"
     )
     return [row("7", presets.events_per_s, note, details), row("7a", presets.ratio)]
+
+
+def scale_out(lab: Lab, store: str) -> list[Row]:
+    one = scaleout.run(lab, store, 1)
+    two = scaleout.run(lab, store, 2)
+    return scale_rows(one, two)
+
+
+def scale_rows(one: scaleout.ScaleRun, two: scaleout.ScaleRun) -> list[Row]:
+    """Rows 8a, 8b, 8c: one and two processes of one group, and the ratio of their rates."""
+    rows = []
+    for case, run in (("8a", one), ("8b", two)):
+        d = run.drain
+        owned = " and ".join(str(parts) for parts in run.owned)
+        note = f"{d.touchpoints:,} touchpoints in {d.span_s:.2f} s; partitions {owned}{_cpu(d)}"
+        rows.append(row(case, d.rate, note + (" (both processes)" if run.processes > 1 else ""), d.details()))
+    ratio = two.drain.rate / one.drain.rate
+    cpu = ""
+    if one.drain.cpu_us is not None and two.drain.cpu_us is not None:
+        cpu = f"; CPU per touchpoint {two.drain.cpu_us / one.drain.cpu_us:.2f}x one process's"
+    rows.append(row("8c", ratio, f"on {_cores()} cores" + cpu))
+    return rows
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1

@@ -4,7 +4,7 @@
 
 Starts a broker on loopback (stopped by PID at the end): the local Apache Kafka where
 Java can run it, else Tansu; --broker chooses; FUNNEL_TEST_BROKER names a Kafka to use
-instead. Then simulates the input, runs the seven cases, prints the table and writes it
+instead. Then simulates the input, runs the eight cases, prints the table and writes it
 as JSON. Targets are ratios within the run where the issue sets them, because this
 machine's absolute speed drifts. A missed target is a figure, not an error: the exit
 code is 1 only when a case could not be measured.
@@ -29,7 +29,7 @@ from bench.procs import KAFKA, ROOT, TANSU, Broker, Procs, start_broker
 from bench.streams import delete_topics
 from bench.table import Row, machine, render, write_json
 
-GROUPS = ("1", "2", "3", "4", "6", "7")  # 4 also gives 5; 6 is the state cases (6b needs 3)
+GROUPS = ("1", "2", "3", "4", "6", "7", "8")  # 4 also gives 5; 6 is the state cases (6b needs 3); 8 scale-out
 STORE = "rocksdb"  # the worker's default store: cases 2, 3 and 4-5 use it; recovery uses memory
 
 
@@ -67,7 +67,7 @@ def run_cases(lab: Lab, only: set[str] | None = None) -> list[Row]:
     if wanted("2"):
         res.add(["2"], lambda: cases.faust(lab, res, STORE))
     if wanted("3"):
-        res.add(["3", "3a", "3b", "3c"], lambda: cases.worker(lab, res, STORE))
+        res.add(["3", "3u", "3a", "3b", "3c"], lambda: cases.worker(lab, res, STORE))
         res.add(["3r", "3s"], lambda: cases.rekeyed(lab, res, STORE))
     if wanted("4"):
         res.add(["4a", "4b", "4c", "5a", "5b"], lambda: cases.latency_and_lateness(lab, res, STORE))
@@ -80,6 +80,8 @@ def run_cases(lab: Lab, only: set[str] | None = None) -> list[Row]:
         res.add(["6d"], lambda: cases.rocksdb_restart(lab))
     if wanted("7"):
         res.add(["7", "7a"], lambda: cases.core(lab))
+    if wanted("8"):
+        res.add(["8a", "8b", "8c"], lambda: cases.scale_out(lab, STORE))
     return sorted(res.rows, key=lambda row: list(cases.SLOTS).index(row.case))
 
 

@@ -41,18 +41,23 @@ class Row:
             return "met"
         if self.target.op == ">=":
             short = self.target.limit / self.figure if self.figure > 0 else math.inf
-            return f"MISSED: {short:,.1f}x short"
+            return f"MISSED: {_times(short)}x short"
         times = self.figure / self.target.limit
         if self.unit == "x":
-            return f"MISSED: {times:,.1f}x over"
+            return f"MISSED: {_times(times)}x over"
         over = self.figure - self.target.limit
-        return f"MISSED by {fmt(over, self.unit)} {self.unit} ({times:,.1f}x the limit)"
+        return f"MISSED by {fmt(over, self.unit)} {self.unit} ({_times(times)}x the limit)"
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["verdict"] = self.verdict()
         data["met"] = None if self.target is None or self.figure is None else self.target.met(self.figure)
         return data
+
+
+def _times(factor: float) -> str:
+    """How many times off a target: two decimals near 1 (a miss of 5% is not "1.0x")."""
+    return f"{factor:,.2f}" if factor < 1.1 else f"{factor:,.1f}"
 
 
 def fmt(value: float | None, unit: str) -> str:

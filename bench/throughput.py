@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 
@@ -30,6 +32,12 @@ from bench.streams import Reader, Record, create_topics, preload, produce
 from processor.funnel.eventmap import DEFAULT_MAPPING
 from processor.funnel.formats import record_key
 from processor.tools.simshapes import Shaper
+
+
+class Watch(Protocol):
+    """Something attached to a worker while it drains (a profiler)."""
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -71,19 +79,36 @@ def drain_of(records: list[Record], touchpoints: int, outputs: int, started_wall
     return Drain(touchpoints, outputs, span, stamps[0] / 1000 - started_wall, cpu_s)
 
 
-async def _drain(lab: Lab, proc: Proc, topics: list[str], outputs: int, what: str) -> tuple[list[Record], float | None]:
-    """The outputs, and the CPU time the process used from the first one read to the last."""
+async def _drain(
+    lab: Lab,
+    proc: Proc | Sequence[Proc],
+    topics: list[str],
+    outputs: int,
+    what: str,
+    on_first: Callable[[], None] | None = None,
+) -> tuple[list[Record], float | None]:
+    """The outputs, and the CPU time the processes used (summed) from the first one read to the last.
+    `on_first` is called once the first output is read (e.g. to attach a profiler)."""
+    procs = [proc] if isinstance(proc, Proc) else list(proc)
     cpu_at_first: list[float | None] = []
 
     def done(records: list[Record]) -> bool:
         if records and not cpu_at_first:
-            cpu_at_first.append(proc.cpu_seconds())
+            cpu_at_first.append(_cpu_of(procs))
+            if on_first is not None:
+                on_first()
         return len(records) >= outputs
 
     async with Reader(lab.broker.hosts, topics) as reader:
-        records = await reader.until(done, stall_s=lab.sizes.stall_timeout_s, procs=[proc], what=what)
-        first, last = cpu_at_first[0], proc.cpu_seconds()
+        records = await reader.until(done, stall_s=lab.sizes.stall_timeout_s, procs=procs, what=what)
+        first, last = cpu_at_first[0], _cpu_of(procs)
         return records, None if first is None or last is None else last - first
+
+
+def _cpu_of(procs: Sequence[Proc]) -> float | None:
+    """The processes' CPU seconds so far, summed; None if one is gone."""
+    times = [p.cpu_seconds() for p in procs]
+    return None if any(t is None for t in times) else sum(t for t in times if t is not None)
 
 
 def _fresh_pair(lab: Lab, case: str) -> tuple[str, str]:
@@ -142,14 +167,24 @@ class WorkerDrain:
     data_dir: Path  # the worker's RocksDB tables, kept for case 6
 
 
-def worker(lab: Lab, store: str) -> WorkerDrain:
+def worker(lab: Lab, store: str, watch: Callable[[Proc], Watch] | None = None) -> WorkerDrain:
+    """Case 3. With `watch`, watch(worker) is started at the first output and stopped after the last
+    (bench/profile.py attaches py-spy so)."""
     env = lab.worker_env("throughput", store=store)
     lab.create_worker_topics(env)
     expected = expected_outputs(lab.lines, lab.sizes.partitions)
     asyncio.run(preload(lab.broker.hosts, env["FUNNEL_TOPIC_TOUCHPOINTS"], lab.lines))
     proc = lab.start_worker("worker-throughput", env)
+    watching: list[Watch] = []
+
+    def on_first() -> None:
+        if watch is not None:
+            watching.append(watch(proc))
+
     try:
-        records, cpu_s = asyncio.run(_drain(lab, proc, lab.outputs(env), expected, "worker"))
+        records, cpu_s = asyncio.run(_drain(lab, proc, lab.outputs(env), expected, "worker", on_first))
+        for watcher in watching:
+            watcher.stop()
     finally:
         code = lab.procs.stop(proc)
     drain = drain_of(records, len(lab.lines), expected, proc.started_wall, cpu_s)

@@ -253,7 +253,7 @@ class LocalKafka:
     def _format(self, properties: Path) -> None:
         """Format the KRaft storage: a new cluster id, and the SCRAM users' credentials."""
         assert self._jars is not None
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster = new_cluster_id()
         command = [str(self._jars.java), "-cp", self._jars.classpath]
         command += [f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}"]
         command += ["kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(properties)]
@@ -297,6 +297,15 @@ class LocalKafka:
         finally:
             admin.close()
         return any(broker.get("broker_id") == 1 and not broker.get("is_fenced") for broker in brokers)
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with "-" (the
+    storage tool would read "-t -Xy..." as an option and refuse; Kafka's own ids avoid it so)."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster.startswith("-"):
+            return cluster
 
 
 def random_password() -> str:

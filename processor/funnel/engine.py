@@ -24,13 +24,13 @@ from processor.funnel.journey import (
     Limits,
     advance,
     attribute,
-    counted_types,
     event_hash,
     expire,
     is_duplicate,
     next_deadline,
 )
 from processor.funnel.outputs import Output
+from processor.funnel.rulebook import rulebook
 from processor.funnel.touchpoint import Touchpoint
 
 Verdict = Literal["in_order", "late", "duplicate"]
@@ -53,7 +53,8 @@ class Engine:
             raise ValueError(f"funnel names must be unique, got {names}")
         self.funnels = tuple(funnels)
         self.limits = limits or Limits()
-        self.counted = counted_types(self.funnels)
+        self.book = rulebook(self.funnels)  # the funnels indexed by touchpoint type, once
+        self.counted = self.book.counted
         self.store: MutableMapping[str, ContactState] = {} if store is None else store
         self.clock: int | None = None  # event time, possibly advanced further by advance_to
         self.latest: int | None = None  # the largest occurred_at seen
@@ -86,7 +87,7 @@ class Engine:
         outputs = self._fire_due() if self._timers and self._timers[0][0] < self.clock else []
         if outputs:  # firing may have changed this contact's state
             state = self.store.get(tp.contact_id)
-        new, produced = advance(state, tp, self.funnels, self.counted, self.limits, digest)
+        new, produced = advance(state, tp, self.book, self.limits, digest)
         self.store[tp.contact_id] = new
         if produced and self._attributions is not None:
             attribute(state, new.first, produced, self._attributions)

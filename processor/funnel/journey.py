@@ -22,8 +22,11 @@ from processor.funnel.outputs import (
     RecentTouch,
     StageTransitioned,
     TouchSummary,
+    Trigger,
     output_id,
 )
+from processor.funnel.rulebook import Rulebook, StageRule
+from processor.funnel.rulebook import counted_types as counted_types
 from processor.funnel.timefmt import format_time, seconds
 from processor.funnel.touchpoint import Touchpoint
 
@@ -104,15 +107,6 @@ def is_duplicate(state: ContactState | None, digest: int, limits: Limits) -> boo
     return any(h == digest and at >= cutoff for h, at in zip(state.seen_ids, state.seen_at, strict=True))
 
 
-def counted_types(funnels: Sequence[Funnel]) -> dict[str, int]:
-    """Types whose counts any funnel's `nth` rules need, with the largest nth."""
-    merged: dict[str, int] = {}
-    for funnel in funnels:
-        for kind, nth in funnel.counted.items():
-            merged[kind] = max(merged.get(kind, 1), nth)
-    return merged
-
-
 def _summary(touch: Touch) -> TouchSummary:
     return {
         "type": touch.type,
@@ -129,19 +123,19 @@ def _recent(touches: Sequence[Touch]) -> list[RecentTouch]:
 def advance(
     state: ContactState | None,
     tp: Touchpoint,
-    funnels: Sequence[Funnel],
-    counted: Mapping[str, int],
+    book: Rulebook,
     limits: Limits,
     digest: int | None = None,
 ) -> tuple[ContactState, list[Output]]:
     """Apply one touchpoint (already known not to be a duplicate) to a contact.
 
-    `counted` is `counted_types(funnels)` and `digest` is `event_hash(tp.event_id)`,
-    both passed in so that callers compute them once.
+    `book` is `rulebook(funnels)` and `digest` is `event_hash(tp.event_id)`, both
+    passed in so that callers compute them once.
     """
-    touch = Touch(tp.type, tp.channel, tp.campaign, tp.at, tp.when)
+    kind, at = tp.type, tp.at
+    touch = Touch(kind, tp.channel, tp.campaign, at, tp.when)
     if state is None:
-        first, previous, last_at = touch, None, tp.at
+        first, previous, last_at = touch, None, at
         recent: tuple[Touch, ...] = (touch,)
         counts: Mapping[str, int] = {}
         seen_ids: tuple[int, ...] = ()
@@ -150,13 +144,13 @@ def advance(
     else:
         first, previous = state.first, state.recent[-1]
         recent = (*state.recent[1 - RECENT :], touch) if len(state.recent) >= RECENT else (*state.recent, touch)
-        last_at = tp.at if tp.at > state.last_at else state.last_at
+        last_at = at if at > state.last_at else state.last_at
         counts, positions = state.counts, state.positions
         seen_ids, seen_at = state.seen_ids, state.seen_at
 
-    cap = counted.get(tp.type)
+    cap = book.counted.get(kind)
     if cap is not None:
-        counts = {**counts, tp.type: min(counts.get(tp.type, 0) + 1, cap)}
+        counts = {**counts, kind: min(counts.get(kind, 0) + 1, cap)}
     cutoff = last_at - limits.dedup_horizon_us
     # Forget ids past the horizon (oldest arrivals first) and beyond the capacity.
     start = max(0, len(seen_ids) + 1 - limits.dedup_capacity)
@@ -165,24 +159,30 @@ def advance(
     if start:
         seen_ids, seen_at = seen_ids[start:], seen_at[start:]
     seen_ids = (*seen_ids, event_hash(tp.event_id) if digest is None else digest)
-    seen_at = (*seen_at, tp.at)
+    seen_at = (*seen_at, at)
 
+    reactions = book.reactions.get(kind)
+    if reactions is None:  # a type no funnel names: nothing can move
+        return ContactState(first, recent, last_at, counts, seen_ids, seen_at, positions), []
     outputs: list[Output] = []
     changed: dict[str, Position] | None = None
-    for funnel in funnels:
-        if tp.type not in funnel.types:
-            continue
+    touches: _Touches | None = None  # shared by the transitions this touchpoint causes, built on the first
+    for funnel, rules, lost in reactions:
         pos = positions.get(funnel.name)
-        step = _step(funnel, pos, tp, counts)
-        if step is None:
+        new_pos = _forward(rules, pos, tp, counts)
+        if new_pos is not None:
+            if touches is None:
+                touches = _touches(tp, first, previous)
+            outputs.append(_transition(funnel, tp, pos, new_pos, touches))
+        elif pos is None or pos.dropped or not lost or funnel.terminal[pos.stage]:
             continue
-        new_pos, kind = step
-        seq = new_pos.sequence
-        if kind == "transition":
-            outputs.append(_transition(funnel, tp, pos, new_pos, first, previous))
+        elif any(rule.matches(tp.channel, tp.properties, 1) for rule in lost):
+            new_pos = Position(pos.stage, pos.entered_at, pos.entry_at, True, pos.sequence + 1, pos.trigger_channel)
+            outputs.append(
+                _dropoff(funnel, tp.contact_id, pos, "lost", at, tp.when, _context(recent, last_at), new_pos.sequence)
+            )
         else:
-            assert pos is not None
-            outputs.append(_dropoff(funnel, tp.contact_id, pos, "lost", tp.at, tp.when, last_at, recent, seq))
+            continue
         if changed is None:
             changed = dict(positions)
         changed[funnel.name] = new_pos
@@ -190,28 +190,35 @@ def advance(
     return ContactState(first, recent, last_at, counts, seen_ids, seen_at, final), outputs
 
 
-def _step(
-    funnel: Funnel, pos: Position | None, tp: Touchpoint, counts: Mapping[str, int]
-) -> tuple[Position, str] | None:
-    """The new position and what happened ("transition" or "lost"), or None."""
+def _forward(
+    rules: Sequence[StageRule], pos: Position | None, tp: Touchpoint, counts: Mapping[str, int]
+) -> Position | None:
+    """The position the furthest stage rule matching `tp` past the current stage moves to, or None."""
     current = -1 if pos is None else pos.stage
-    for rule in funnel.by_type.get(tp.type, ()):
-        if rule.stage <= current:
-            break
-        if rule.matches(tp.channel, tp.properties, counts.get(tp.type, 1)):
+    for stage, test in rules:
+        if stage <= current:
+            return None
+        if test is None or test.matches(tp.channel, tp.properties, counts.get(tp.type, 1)):
             if pos is None:
-                return Position(rule.stage, tp.at, tp.at, False, 1, tp.channel), "transition"
-            return Position(rule.stage, tp.at, pos.entry_at, False, pos.sequence + 1, tp.channel), "transition"
-    if pos is None or pos.dropped or funnel.terminal[pos.stage]:
-        return None
-    for rule in funnel.lost_by_type.get(tp.type, ()):
-        if rule.matches(tp.channel, tp.properties, 1):
-            return pos._replace(dropped=True, sequence=pos.sequence + 1), "lost"
+                return Position(stage, tp.at, tp.at, False, 1, tp.channel)
+            return Position(stage, tp.at, pos.entry_at, False, pos.sequence + 1, tp.channel)
     return None
 
 
+class _Touches(NamedTuple):
+    trigger: Trigger
+    first: TouchSummary
+    last: TouchSummary | None
+
+
+def _touches(tp: Touchpoint, first: Touch, previous: Touch | None) -> _Touches:
+    """What every transition one touchpoint causes repeats: built once, shared by them (outputs are read-only)."""
+    trigger: Trigger = {"event_id": tp.event_id, "type": tp.type, "channel": tp.channel, "campaign": tp.campaign}
+    return _Touches(trigger, _summary(first), None if previous is None else _summary(previous))
+
+
 def _transition(
-    funnel: Funnel, tp: Touchpoint, pos: Position | None, new: Position, first: Touch, previous: Touch | None
+    funnel: Funnel, tp: Touchpoint, pos: Position | None, new: Position, touches: _Touches
 ) -> StageTransitioned:
     return {
         "kind": "transition",
@@ -224,12 +231,33 @@ def _transition(
         "occurred_at": tp.when,
         "time_in_previous_stage_s": None if pos is None else seconds(tp.at - pos.entered_at),
         "since_funnel_entry_s": seconds(tp.at - new.entry_at),
-        "trigger": {"event_id": tp.event_id, "type": tp.type, "channel": tp.channel, "campaign": tp.campaign},
-        "first_touch": _summary(first),
-        "last_touch": None if previous is None else _summary(previous),
+        "trigger": touches.trigger,
+        "first_touch": touches.first,
+        "last_touch": touches.last,
         "sequence": new.sequence,
         "reactivated": pos is not None and pos.dropped,
     }
+
+
+class _Context(NamedTuple):
+    """What every drop-off of a contact at one moment repeats: built once, shared by them (outputs are read-only)."""
+
+    touches: Sequence[Touch]  # the contact's recent touches
+    recent: list[RecentTouch]  # the same as the outputs write them
+    last_at: int
+    last_text: str
+
+
+def _context(touches: Sequence[Touch], last_at: int) -> _Context:
+    return _Context(touches, _recent(touches), last_at, _time_text(last_at, touches))
+
+
+def _time_text(at: int, touches: Sequence[Touch]) -> str:
+    """`format_time(at)`, taken from a recent touch at that time when there is one (formatting costs more)."""
+    for touch in reversed(touches):
+        if touch.at == at:
+            return touch.when
+    return format_time(at)
 
 
 def _dropoff(
@@ -239,8 +267,7 @@ def _dropoff(
     reason: Literal["lost", "stalled"],
     at: int,
     at_text: str,
-    last_at: int,
-    recent: Sequence[Touch],
+    context: _Context,
     seq: int,
 ) -> DroppedOff:
     return {
@@ -250,11 +277,11 @@ def _dropoff(
         "contact_id": contact_id,
         "stage": funnel.stages[pos.stage],
         "reason": reason,
-        "entered_stage_at": format_time(pos.entered_at),
-        "last_touch_at": format_time(last_at),
+        "entered_stage_at": _time_text(pos.entered_at, context.touches),
+        "last_touch_at": context.last_text,
         "occurred_at": at_text,
         "time_in_stage_s": seconds(at - pos.entered_at),
-        "recent_touchpoints": _recent(recent),
+        "recent_touchpoints": context.recent,
         "sequence": seq,
     }
 
@@ -269,11 +296,15 @@ def _deadline(funnel: Funnel, pos: Position) -> int | None:
 def next_deadline(state: ContactState, funnels: Sequence[Funnel]) -> int | None:
     """The earliest stall deadline among the contact's funnels, if any."""
     best: int | None = None
+    positions = state.positions
     for funnel in funnels:
-        pos = state.positions.get(funnel.name)
-        if pos is not None:
-            due = _deadline(funnel, pos)
-            if due is not None and (best is None or due < best):
+        pos = positions.get(funnel.name)
+        if pos is None or pos.dropped:
+            continue
+        stall = funnel.stall_after[pos.stage]
+        if stall is not None:
+            due = pos.entered_at + stall
+            if best is None or due < best:
                 best = due
     return best
 
@@ -281,7 +312,7 @@ def next_deadline(state: ContactState, funnels: Sequence[Funnel]) -> int | None:
 def expire(
     state: ContactState, contact_id: str, clock: int, funnels: Sequence[Funnel]
 ) -> tuple[ContactState, list[Output]]:
-    """Fire every stall deadline strictly before `clock`, earliest first."""
+    """Fire every stall deadline strictly before `clock`, earliest first (funnels in order on a tie)."""
     due: list[tuple[int, int, Funnel, Position]] = []
     for order, funnel in enumerate(funnels):
         pos = state.positions.get(funnel.name)
@@ -291,15 +322,19 @@ def expire(
                 due.append((deadline, order, funnel, pos))
     if not due:
         return state, []
-    due.sort(key=lambda d: (d[0], d[1]))
+    if len(due) > 1:
+        due.sort(key=_due_order)
     positions = dict(state.positions)
     outputs: list[Output] = []
+    first, recent, last_at, counts, seen_ids, seen_at, _ = state
+    context = _context(recent, last_at)
     for deadline, _, funnel, pos in due:
         seq = pos.sequence + 1
-        positions[funnel.name] = pos._replace(dropped=True, sequence=seq)
-        outputs.append(
-            _dropoff(
-                funnel, contact_id, pos, "stalled", deadline, format_time(deadline), state.last_at, state.recent, seq
-            )
-        )
-    return state._replace(positions=positions), outputs
+        positions[funnel.name] = Position(pos.stage, pos.entered_at, pos.entry_at, True, seq, pos.trigger_channel)
+        at_text = format_time(deadline)
+        outputs.append(_dropoff(funnel, contact_id, pos, "stalled", deadline, at_text, context, seq))
+    return ContactState(first, recent, last_at, counts, seen_ids, seen_at, positions), outputs
+
+
+def _due_order(due: tuple[int, int, Funnel, Position]) -> tuple[int, int]:
+    return due[0], due[1]

@@ -3,6 +3,10 @@
 Outputs are plain dicts typed as TypedDicts: building and serialising a dict costs a
 fraction of a dataclass, and a worker emits one or more per touchpoint. Field order
 is as declared; schemas/transition and schemas/dropoff describe the same shapes.
+
+Outputs are read-only once returned: the transitions one touchpoint causes share their
+`trigger`, `first_touch` and `last_touch` dicts, and the drop-offs fired together share
+their `recent_touchpoints` list (built once, not once per funnel).
 """
 
 from __future__ import annotations
