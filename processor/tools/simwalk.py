@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from processor.funnel.definition import Funnel, Rule
-from processor.funnel.journey import ContactState, Limits, advance, counted_types
+from processor.funnel.definition import Rule
+from processor.funnel.journey import ContactState, Limits, advance
 from processor.funnel.outputs import Output
+from processor.funnel.rulebook import Rulebook, rulebook
 from processor.funnel.timefmt import format_time
 from processor.funnel.touchpoint import Touchpoint
 from processor.tools.simplan import DAY_US, SECOND_US, Config, FunnelPlan
@@ -38,8 +39,7 @@ class Walkable:
     plan: FunnelPlan
     stage_rules: list[tuple[Rule, ...]] = field(init=False)
     known_types: list[tuple[str, ...]] = field(init=False)  # types of rules at or before each stage
-    funnels: tuple[Funnel, ...] = field(init=False)  # the funnel, as the core takes it
-    counted: dict[str, int] = field(init=False)  # the types its nth rules count
+    book: Rulebook = field(init=False)  # the funnel, as the core's step takes it
 
     def __post_init__(self) -> None:
         funnel = self.plan.funnel
@@ -47,18 +47,17 @@ class Walkable:
         self.known_types = [
             tuple(sorted({r.type for r in funnel.rules if r.stage <= i})) for i in range(len(funnel.stages))
         ]
-        self.funnels = (funnel,)
-        self.counted = counted_types(self.funnels)
+        self.book = rulebook((funnel,))
 
 
 class Journey:
     """One contact in one funnel: its state in the core after the touchpoints it sent so far."""
 
-    __slots__ = ("counted", "factor", "funnel", "funnels", "last_at", "state")
+    __slots__ = ("book", "factor", "funnel", "last_at", "state")
 
     def __init__(self, walkable: Walkable, last_at: int) -> None:
         self.funnel = walkable.plan.funnel
-        self.funnels, self.counted = walkable.funnels, walkable.counted
+        self.book = walkable.book
         self.state: ContactState | None = None
         self.last_at = last_at
         self.factor: float | None = None  # the conversion factor of its first touchpoint's channel, once it sent one
@@ -81,7 +80,7 @@ class Journey:
             body.get("campaign"),
             body.get("properties"),
         )
-        return advance(state, tp, self.funnels, self.counted, _LIMITS, 0)
+        return advance(state, tp, self.book, _LIMITS, 0)
 
 
 def _moves_into(outputs: Sequence[Output], stage: str) -> bool:
