@@ -28,8 +28,8 @@ from processor.config.schemas import schema_path, validator
 from processor.funnel.deadletter import dead_letter, file_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
-from processor.funnel.journey import ContactState, Limits
 from processor.funnel.outputs import Output
+from processor.funnel.state import ContactState, Limits
 from processor.funnel.touchpoint import (
     DEFAULT_FUTURE_TOLERANCE_US,
     Invalid,

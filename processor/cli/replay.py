@@ -6,7 +6,7 @@ import argparse
 
 from processor.cli.args import add_funnel_options, duration, funnels_from, future_tolerance, timestamp
 from processor.funnel.formats import FORMATS
-from processor.funnel.journey import Limits
+from processor.funnel.state import Limits
 from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US
 from processor.tools.replay import replay_file
 

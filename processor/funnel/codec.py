@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from processor.funnel.definition import Funnel
-from processor.funnel.journey import RECENT, ContactState, Limits, Position, Touch, counted_types
+from processor.funnel.rulebook import counted_types
+from processor.funnel.state import RECENT, ContactState, Limits, Position, Touch
 from processor.funnel.timefmt import MAX_US, MIN_US, format_time
 from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, MAX_TYPE
 

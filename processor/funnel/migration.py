@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processor.funnel.definition import Funnel
-from processor.funnel.journey import ContactState, Position
+from processor.funnel.state import ContactState, Position
 
 Moves = tuple[int | None, ...]  # per stage index of a recorded shape: its index now, None: stranded
 

@@ -30,7 +30,7 @@ from processor.funnel.deadletter import dead_letter, file_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
 from processor.funnel.formats import Skipped, decoder
-from processor.funnel.journey import Limits
+from processor.funnel.state import Limits
 from processor.funnel.timefmt import format_time
 from processor.funnel.touchpoint import DEFAULT_FUTURE_TOLERANCE_US, Invalid, Touchpoint, check_not_ahead, decode
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processor.funnel.definition import Rule
-from processor.funnel.journey import ContactState, Limits, advance
+from processor.funnel.journey import advance
 from processor.funnel.outputs import Output
 from processor.funnel.rulebook import Rulebook, rulebook
+from processor.funnel.state import ContactState, Limits
 from processor.funnel.timefmt import format_time
 from processor.funnel.touchpoint import Touchpoint
 from processor.tools.simplan import DAY_US, SECOND_US, Config, FunnelPlan

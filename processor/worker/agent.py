@@ -42,8 +42,8 @@ from processor.config.settings import Settings
 from processor.funnel.deadletter import dead_letter, topic_source
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import DUPLICATE, LATE, Engine
-from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
+from processor.funnel.state import Limits
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
 from processor.kafka.clients import input_topic
 from processor.kafka.connect import aiokafka_connection

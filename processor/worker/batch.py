@@ -31,8 +31,8 @@ from typing import Any
 
 from faust.streams import _current_event
 
-from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
+from processor.funnel.state import Attribution
 
 
 @contextmanager

@@ -29,8 +29,8 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from processor.funnel.definition import BREAKDOWNS, Breakdown, Funnel
-from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output, last_touch_type
+from processor.funnel.state import Attribution
 from processor.funnel.vocabulary import CANONICAL_TYPES, OTHER
 
 REASONS = ("lost", "stalled")

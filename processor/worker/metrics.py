@@ -19,8 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from processor.funnel.definition import Funnel
-from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
+from processor.funnel.state import Attribution
 from processor.funnel.timefmt import parse_time
 from processor.funnel.touchpoint import REASONS
 from processor.worker.breakdownmetrics import BreakdownMetrics

@@ -21,7 +21,7 @@ import orjson
 
 from processor.funnel.definition import Funnel
 from processor.funnel.engine import Engine
-from processor.funnel.journey import Limits
+from processor.funnel.state import Limits
 from processor.worker.outbox import KafkaOutbox, default_partition
 from processor.worker.state.entry import Layout
 from processor.worker.state.sourcemarks import SourceMarks

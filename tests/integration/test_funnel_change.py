@@ -31,8 +31,8 @@ from test_worker_startup_errors import assert_one_clear_message, start_worker
 from processor.config.definitions import PRESET_DIR, PRESETS, load_file, load_funnels
 from processor.config.settings import Settings
 from processor.funnel.definition import Funnel
-from processor.funnel.journey import ContactState
 from processor.funnel.migration import Recorded, migrate, plan
+from processor.funnel.state import ContactState
 from processor.kafka import clients as kafkaio
 from processor.worker.agent import default_partition
 from processor.worker.state.entry import Layout

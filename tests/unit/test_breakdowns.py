@@ -28,8 +28,8 @@ from processor.config.definitions import PRESETS, load_funnels
 from processor.config.settings import Settings
 from processor.funnel.codec import decode_state, encode_state
 from processor.funnel.definition import Breakdown, Funnel
-from processor.funnel.journey import Attribution
 from processor.funnel.outputs import Output
+from processor.funnel.state import Attribution
 from processor.funnel.vocabulary import CANONICAL_TYPES, DEFAULT_CHANNELS, NONE, OTHER
 from processor.tools.breakdownstats import BY
 from processor.worker.breakdownmetrics import LAST_TOUCH_TYPES, BreakdownMetrics, series_count

@@ -17,7 +17,7 @@ import pytest
 from factories import DAY, HOUR, T0, Touchpoints, line, micros, replay, replay_partitions, touchpoint
 
 from processor.config.definitions import PRESETS, load_funnels, load_preset
-from processor.funnel.journey import Limits
+from processor.funnel.state import Limits
 from processor.funnel.touchpoint import NO_FUTURE_BOUND
 from processor.tools.replay import run_replay
 from processor.tools.simgen import Config, generate, plan_for

@@ -21,8 +21,8 @@ from processor.cli import main
 from processor.config.definitions import PRESET_DIR, load_document
 from processor.funnel.definition import DefinitionError, Funnel
 from processor.funnel.engine import Engine
-from processor.funnel.journey import ContactState, Limits
 from processor.funnel.migration import Recorded, Unmigratable, migrate, plan
+from processor.funnel.state import ContactState, Limits
 from processor.worker.state.entry import ForeignLayout, Layout, encode_entry
 from processor.worker.state.migrate import count_stranded, record_document, recorded_layouts, refusal
 from processor.worker.state.stagecounts import StageCounts

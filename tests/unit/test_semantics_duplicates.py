@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from factories import HOUR, MINUTE, T0, US, Touchpoints, brief, define, micros, replay, rfc3339
 
-from processor.funnel.journey import Limits
+from processor.funnel.state import Limits
 
 QUICK = define(
     "quick",

@@ -45,8 +45,9 @@ import orjson
 
 from processor.funnel.codec import decode_state, encode_state, max_state_bytes
 from processor.funnel.definition import Funnel
-from processor.funnel.journey import ContactState, Limits, next_deadline
+from processor.funnel.expiry import next_deadline
 from processor.funnel.migration import Plan, Shape, migrate
+from processor.funnel.state import ContactState, Limits
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from processor.funnel.definition import Funnel
-from processor.funnel.journey import ContactState
+from processor.funnel.state import ContactState
 from processor.worker.state.entry import Key, Layout
 
 __all__ = ["Key", "StageCounts"]

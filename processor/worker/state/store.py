@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import NamedTuple
 
-from processor.funnel.journey import ContactState
+from processor.funnel.state import ContactState
 from processor.worker.state.entry import Key, Layout, encode_entry
 
 Entry = tuple[int, ContactState]  # (offset of the last touchpoint applied, state)
