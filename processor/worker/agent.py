@@ -51,6 +51,7 @@ from processor.worker.batch import Batch, behind_highwater
 from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
+from processor.worker.patches.partitionbatches import PartitionBatches, Taken
 from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config, skip_in_commits
 from processor.worker.state.sourcemarks import SourceMarks, origin
 from processor.worker.state.stagecounts import StageCounts
@@ -105,6 +106,8 @@ class JourneyAgent:
         self.marks = SourceMarks(self.clocks) if settings.rekeyed else None
         self.upstream: Any = None  # the re-keying step (processor/worker/rekey.py), if this worker runs one
         self.batch = Batch()
+        # The touchpoints themselves come a fetched partition list at a time, past Faust's per-record delivery.
+        self.batches = PartitionBatches(app, self.input_topic)
         self._lock = asyncio.Lock()  # one record, or one flush, at a time
         self._acker: faust.StreamT[bytes] | None = None
         self.commits: WholeBatchCommits | None = None  # exactly_once: Faust commits between batches only
@@ -157,6 +160,9 @@ class JourneyAgent:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         stale = asyncio.ensure_future(self._flush_when_stale())
+        if self.batches.installed is None:
+            self.batches.install(self.app.consumer)
+        taker = asyncio.ensure_future(self._take_batches())
         try:
             async for event in records.events():
                 async with self._lock:
@@ -174,7 +180,11 @@ class JourneyAgent:
                     if (
                         len(self.batch) >= self.settings.batch_size
                         or self.batch.age() >= self.settings.batch_wait_s
-                        or (waiting.empty() and not behind_highwater(self.app.consumer, self._read_to))
+                        or (
+                            waiting.empty()
+                            and self.batches.waiting.empty()
+                            and not behind_highwater(self.app.consumer, self._read_to)
+                        )
                     ):
                         await self.flush()
         except Exception as exc:
@@ -182,7 +192,45 @@ class JourneyAgent:
             raise
         finally:
             stale.cancel()
+            taker.cancel()
             await self.outbox.stop()
+
+    async def _take_batches(self) -> None:
+        """The touchpoints of each partition list the consumer hands over (patches/partitionbatches.py)."""
+        waiting = self.batches.waiting
+        while True:
+            taken = await waiting.get()
+            async with self._lock:
+                try:
+                    await self.on_records(taken)
+                except Exception as exc:
+                    await self._fail(exc)
+                    return
+
+    async def on_records(self, taken: Taken) -> None:
+        """One partition's fetched touchpoints, in offset order, into the batch; the batch is flushed
+        as the stream loop does (full, old, or caught up). Records left when a rebalance stops the
+        flow are left unacked: Faust reads them again from the committed offset."""
+        batches, batch, tp = self.batches, self.batch, taken.tp
+        partition, size, wait = tp.partition, self.settings.batch_size, self.settings.batch_wait_s
+        last = None
+        for record in taken.records:
+            if not batches.current(taken) or (self.commits is not None and not self.commits.open):
+                break
+            batches.opened()
+            await self.on_touchpoint(record)
+            batch.take(tp, taken.generation, record.offset)
+            last = record
+            if len(batch) >= size or batch.age() >= wait:
+                batch.last_of[partition] = batches.event_for(tp, last)
+                self._read_to[tp] = last.offset + 1
+                await self.flush()
+                last = None
+        if last is not None:
+            batch.last_of[partition] = batches.event_for(tp, last)
+            self._read_to[tp] = last.offset + 1
+        if batches.waiting.empty() and not behind_highwater(self.app.consumer, self._read_to):
+            await self.flush()
 
     async def _fail(self, exc: BaseException) -> None:
         """Stop the worker, leaving the batch unwritten and unacked for a new one to process again.
@@ -199,6 +247,7 @@ class JourneyAgent:
         for task in self.tasks.values():
             task.store.discard()
         self.batch.clear()
+        self.batches.dropped()
         await self.app.crash(exc)
 
     async def _flush_when_stale(self) -> None:
@@ -332,7 +381,7 @@ class JourneyAgent:
 
     async def flush(self) -> None:
         """Make the batch durable, in the order `processor.worker.checkpoint` gives."""
-        await self.checkpoint.commit(self.batch, self.tasks, self._acker)
+        await self.checkpoint.commit(self.batch, self.tasks, self._acker, self.batches)
 
     async def dead(self, reason: str, detail: str, message: Any) -> None:
         self.metrics.dead_letters.labels(reason).inc()
@@ -377,3 +426,4 @@ class JourneyAgent:
         self._read_to.clear()
         self.gaps.clear()
         self._ticks_seen.clear()
+        self.batches.clear()

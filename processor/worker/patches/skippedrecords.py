@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class SkippedWatch:
             )
         for record in missed:
             await handle(record)
-        await skip_in_commits(self._consumer(), message.tp, expected, offset)
+        await skip_in_commits(self._consumer(), TP(message.topic, partition), expected, offset)
         return len(missed)
 
     def clear(self) -> None:
