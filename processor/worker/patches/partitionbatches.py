@@ -104,7 +104,12 @@ class PartitionBatches:
             # (the partitions are sought back to their committed offsets before it resumes).
             if not consumer.flow_active or self.app.consumer_generation_id != generation:
                 break
+            if not records[tp]:
+                continue
             taken = Taken(tp, records[tp], generation)
+            counted = getattr(self.app.monitor, "on_records_in", None)  # the worker's sensor counts them
+            if counted is not None:
+                counted(tp, len(taken.records), taken.records[-1].offset)
             put = asyncio.ensure_future(self.waiting.put(taken))
             stopped = asyncio.ensure_future(consumer.suspend_flow.wait())
             try:
@@ -145,6 +150,7 @@ class PartitionBatches:
         if consumer is None:
             return
         generation = self.app.consumer_generation_id
+        done = 0
         acked_lists, acked_indexes, committed_at = consumer._acked, consumer._acked_index, consumer._committed_offset  # noqa: SLF001
         for (tp, fetched_in), taken in offsets.items():
             if fetched_in != generation:
@@ -155,6 +161,10 @@ class PartitionBatches:
             index.update(new)
             acked_lists[tp].extend(new)
             consumer._n_acked += len(new)  # noqa: SLF001
+            done += len(new)
+        counted = getattr(self.app.monitor, "on_records_out", None)
+        if counted is not None and done:
+            counted(done)
         if self._open is not None:
             self._open.acked = True
             consumer._unacked_messages.discard(self._open)  # noqa: SLF001
