@@ -1,24 +1,15 @@
 """The stream worker's agent: touchpoints and clock ticks in, outputs out.
 
-Thin by design: decode, check the key, hand the touchpoint to the partition's
-engine, send the outputs, and only once Kafka has acknowledged them write the new
-states to the journeys table (see `processor.worker.state.store`). No funnel rule lives
-here.
-
-Throughput comes from taking the touchpoints a fetched partition list at a time, past
-Faust's per-record delivery (`processor.worker.patches.partitionbatches`), and from
-waiting for Kafka once per batch of records, not once per record
-(`processor.worker.stage`, `processor.worker.checkpoint`): a record is acked to Faust
-only after its outputs are acknowledged and its states written. A batch is flushed
-when it holds FUNNEL_BATCH_SIZE records, when it is FUNNEL_BATCH_WAIT old, or as soon
-as the agent has caught up with the input, so at low rates a record is flushed right
-after it is processed.
+Thin by design: decode, check the key, hand the touchpoint to the partition's engine,
+send the outputs; the batch is made durable later (`processor.worker.checkpoint`). No
+funnel rule lives here. Touchpoints come a fetched partition list at a time, past
+Faust's per-record delivery (`processor.worker.patches.partitionbatches`); ticks, which
+let a quiet partition's clock follow the wall clock (`processor.worker.ticks`), come
+through the agent's Faust stream. The batch rules are `processor.worker.stage`'s.
 
 Time: each input partition has its own engine and clock (the largest occurred_at
 seen). A touchpoint dated more than FUNNEL_FUTURE_TOLERANCE after it arrived (see
-`processor.worker.records.arrival_us`) is dead-lettered before it reaches the engine, so it moves no clock.
-Ticks (`processor.worker.ticks`) come through the agent's Faust stream and let a
-quiet, caught-up partition's clock run on with the wall clock.
+`arrival_us`) is dead-lettered before it reaches the engine, so it moves no clock.
 """
 
 from __future__ import annotations
@@ -27,33 +18,27 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import faust
 import orjson
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP
-from prometheus_client import CollectorRegistry
 
 from processor.config.settings import Settings
 from processor.funnel.deadletter import dead_letter, topic_source
-from processor.funnel.definition import Funnel
 from processor.funnel.engine import DUPLICATE, LATE, Engine
-from processor.funnel.journey import Limits
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
 from processor.kafka.clients import input_topic
-from processor.kafka.connect import aiokafka_connection
 from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.worker.patches.partitionbatches import PartitionBatches, Taken
-from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config
-from processor.worker.records import arrival_us
+from processor.worker.patches.skippedrecords import SkippedWatch
 from processor.worker.stage import Stage
-from processor.worker.state.sourcemarks import SourceMarks, origin
-from processor.worker.state.stagecounts import StageCounts
-from processor.worker.task import Tasks
+from processor.worker.state.sourcemarks import origin
+from processor.worker.task import PartitionTask, Tasks
 from processor.worker.ticks import IdleClock
 
 log = logging.getLogger(__name__)
@@ -62,56 +47,55 @@ PLACEMENTS_KEPT = 200_000
 GC_THRESHOLDS = (10_000, 50, 100)  # CPython's defaults are (700, 10, 10)
 
 
-__all__ = ["JourneyAgent", "default_partition"]
+__all__ = ["JourneyAgent", "arrival_us", "default_partition"]
+
+
+def arrival_us(message: Any, wall_s: float) -> int:
+    """When a record arrived, for the bound on the future: its Kafka timestamp, never later
+    than this worker's wall clock (µs).
+
+    The timestamp is the producer's send time (CreateTime), or the broker's append time on a
+    LogAppendTime topic. It is the same on every delivery, so a record delivered again after
+    a crash gets the same verdict, unless its timestamp was itself ahead of the wall clock at
+    the first delivery (a producer clock running fast, or a producer stamping records with
+    their event time): then the wall clock decided, and a later delivery may accept it.
+    A record without a timestamp arrives at the wall clock.
+    """
+    wall = int(wall_s * _US)
+    stamp = message.timestamp
+    if stamp is None or stamp < 0:
+        return wall
+    # faust: seconds (float); aiokafka's ConsumerRecord (the partition lists, a gap read): ms
+    ms = int(stamp) if isinstance(message, ConsumerRecord) else round(stamp * 1000)
+    return min(ms * 1000, wall)
 
 
 class JourneyAgent(Stage):
     doing = "the agent"
 
     def __init__(
-        self, app: faust.App, settings: Settings, funnels: Sequence[Funnel], registry: CollectorRegistry | None = None
+        self,
+        app: faust.App,
+        settings: Settings,
+        *,
+        journeys: Any,
+        clocks: Any,
+        outbox: KafkaOutbox | FaustOutbox,
+        tasks: Tasks,
+        metrics: FunnelMetrics,
+        gaps: SkippedWatch,
     ) -> None:
-        self.funnels = tuple(funnels)
-        self.limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
+        """Its parts are wired by `processor.worker.bootstrap.journeys_agent`."""
+        super().__init__(app, settings, outbox)
+        self.journeys, self.clocks, self.tasks, self.metrics, self.gaps = journeys, clocks, tasks, metrics, gaps
+        self.funnels, self.marks, self.stage_counts = tasks.funnels, tasks.marks, tasks.stage_counts
+        self.checkpoint = Checkpoint(outbox, metrics, tasks.stage_counts, tasks.marks)
         # Touchpoints keyed by contact: the input itself, or its copy re-keyed by processor/worker/rekey.py.
         self.input_topic = input_topic(settings)
         self.source = app.topic(self.input_topic, settings.topic_ticks, key_serializer="raw", value_serializer="raw")
-        # Tables take no serializer arguments in faust 0.15.3: bytes types mean raw.
-        table: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
-        self.journeys = app.Table("journeys", **table)
-        self.clocks = app.Table("clocks", **table)
-        # Re-keyed input: the source records applied per partition, so a copy is never applied twice.
-        self.marks = SourceMarks(self.clocks) if settings.rekeyed else None
-        connection = aiokafka_connection(settings)
-        super().__init__(
-            app,
-            settings,
-            FaustOutbox(app, self.input_topic)  # exactly_once: outputs join the input's transactions
-            if settings.processing_guarantee == "exactly_once"
-            else KafkaOutbox(connection, settings.partitions),
-        )
-        # The touchpoints come a fetched partition list at a time, past Faust's per-record delivery.
-        self.batches = PartitionBatches(app, self.input_topic)
+        self.batches = PartitionBatches(app, self.input_topic)  # the touchpoints, a partition list at a time
         self._placement: dict[bytes, int] = {}  # contact id -> its partition
-        # The records a gap read fetches are the ones Faust's consumer would deliver: with
-        # exactly_once, committed ones only (aborted records and markers are skipped).
-        committed_only = settings.processing_guarantee == "exactly_once"
-        fetch_config = consumer_config(connection, committed_only=committed_only)
-        self.gaps = SkippedWatch(fetch_config, settings.app_id, lambda: app.consumer, "processing")
-        self.stage_counts = StageCounts(self.funnels)
-        self.metrics = FunnelMetrics(registry or CollectorRegistry(), self.funnels, self.stage_counts)
-        self.checkpoint = Checkpoint(self.outbox, self.metrics, self.stage_counts, self.marks)
-        self.tasks = Tasks(
-            self.funnels,
-            self.limits,
-            self.journeys,
-            self.clocks,
-            self.outbox,
-            self.stage_counts,
-            self.marks,
-            settings.partitions,
-        )
-        self.idle = IdleClock(app, settings, self.tasks, self.clocks, self.metrics, self.emit)
+        self.idle = IdleClock(app, settings, tasks, clocks, metrics, self.emit)
         self.idle.input_topic = self.input_topic
         app.agent(self.source, name="funnel-journeys")(self.process)
         app.timer(settings.tick_interval_s)(self.idle.send)
@@ -172,12 +156,13 @@ class JourneyAgent(Stage):
         self.metrics.recovered.inc(await self.gaps.recover(records[0], self.apply))
         self.gaps.through(tp.partition, records[-1].offset, len(records) - 1)
         partition, size, wait = tp.partition, self.settings.batch_size, self.settings.batch_wait_s
+        task = self.tasks.for_partition(partition)
         last = None
         for record in records:
             if not batches.current(taken) or not self.open():
                 break
             batches.opened()
-            await self.apply(record)
+            await self.apply(record, task)
             batch.take(tp, taken.generation, record.offset)
             last = record
             if len(batch) >= size or batch.age() >= wait:
@@ -191,8 +176,9 @@ class JourneyAgent(Stage):
         if self.nothing_waiting():
             await self.flush()
 
-    async def apply(self, message: Any) -> None:
-        """One touchpoint record (a Faust message or an aiokafka record): checked, applied, its outputs sent."""
+    async def apply(self, message: Any, task: PartitionTask | None = None) -> None:
+        """One touchpoint record (a Faust message or an aiokafka record): checked, applied, its outputs
+        sent. `task`: the record's partition's, when the caller has it."""
         partition, raw, key = message.partition, message.value, message.key
         if raw is None:
             await self.dead(NOT_JSON, "record has no value (a tombstone); a touchpoint is a JSON object", message)
@@ -225,7 +211,8 @@ class JourneyAgent(Stage):
         except Invalid as ahead:  # before the engine: no state, clock, count or dedup memory changes
             await self.dead(ahead.reason, ahead.detail, message)
             return
-        task = self.tasks.for_partition(partition)
+        if task is None:
+            task = self.tasks.for_partition(partition)
         engine, store, marks = task.engine, task.store, self.marks
         source = None if marks is None else origin(message)
         copy = source is not None and marks is not None and marks.applied(partition, source)

@@ -9,6 +9,7 @@ app with `build` or `build_app`, without starting it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -16,22 +17,62 @@ from prometheus_client import CollectorRegistry
 from processor.config.definitions import load_funnels
 from processor.config.settings import Settings
 from processor.funnel.definition import Funnel
+from processor.funnel.journey import Limits
 from processor.kafka import clients as kafkaio
+from processor.kafka.clients import input_topic
 from processor.kafka.connect import aiokafka_connection
 from processor.worker.agent import JourneyAgent
 from processor.worker.app import create_app
+from processor.worker.metrics import FunnelMetrics
+from processor.worker.outbox import FaustOutbox, KafkaOutbox
 from processor.worker.patches.endoffsets import take_end_offsets_from_fetch
 from processor.worker.patches.metadataretry import back_off_failed_metadata_updates
+from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config
 from processor.worker.sensor import setup_lean_prometheus_sensor
+from processor.worker.state.sourcemarks import SourceMarks
+from processor.worker.state.stagecounts import StageCounts
+from processor.worker.task import Tasks
 from processor.worker.transactions import LocalTables
 from processor.worker.views import register_views
 from processor.worker.webaccess import query_access
 
-__all__ = ["NotReady", "build", "build_app", "run"]
+__all__ = ["NotReady", "build", "build_app", "journeys_agent", "run"]
 
 
 class NotReady(Exception):
     """The worker cannot start: the broker is out of reach or its topics are not ready (the message says which)."""
+
+
+def journeys_agent(
+    app: faust.App, settings: Settings, funnels: Sequence[Funnel], registry: CollectorRegistry
+) -> JourneyAgent:
+    """The journeys agent and its parts: its tables, outbox, partition tasks, metrics, gap watch."""
+    funnels = tuple(funnels)
+    # Tables take no serializer arguments in faust 0.15.3: bytes types mean raw.
+    table: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
+    journeys = app.Table("journeys", **table)
+    clocks = app.Table("clocks", **table)
+    # Re-keyed input: the source records applied per partition, so a copy is never applied twice.
+    marks = SourceMarks(clocks) if settings.rekeyed else None
+    connection = aiokafka_connection(settings)
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    outbox: KafkaOutbox | FaustOutbox = (
+        FaustOutbox(app, input_topic(settings))  # exactly_once: outputs join the input's transactions
+        if exactly_once
+        else KafkaOutbox(connection, settings.partitions)
+    )
+    # The records a gap read fetches are the ones Faust's consumer would deliver: with
+    # exactly_once, committed ones only (aborted records and markers are skipped).
+    gaps = SkippedWatch(
+        consumer_config(connection, committed_only=exactly_once), settings.app_id, lambda: app.consumer, "processing"
+    )
+    stage_counts = StageCounts(funnels)
+    metrics = FunnelMetrics(registry, funnels, stage_counts)
+    limits = Limits(dedup_horizon_us=settings.dedup_horizon_us)
+    tasks = Tasks(funnels, limits, journeys, clocks, outbox, stage_counts, marks, settings.partitions)
+    return JourneyAgent(
+        app, settings, journeys=journeys, clocks=clocks, outbox=outbox, tasks=tasks, metrics=metrics, gaps=gaps
+    )
 
 
 def build(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
@@ -39,7 +80,7 @@ def build(settings: Settings, funnels: Sequence[Funnel]) -> JourneyAgent:
     app = create_app(settings)
     registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
     setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
-    agent = JourneyAgent(app, settings, funnels, registry)
+    agent = journeys_agent(app, settings, funnels, registry)
     if settings.rekeyed:  # input keyed any way: re-keyed by contact first (processor/worker/rekey.py)
         from processor.config.eventmapping import load_mapping
         from processor.worker.rekey import Rekeyer

@@ -35,6 +35,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
 
 from processor.config.settings import Settings
@@ -44,15 +45,23 @@ from processor.funnel.formats import SKIPPED_CALLS, Skipped, as_touchpoint, deco
 from processor.funnel.touchpoint import NOT_JSON, Invalid, check_not_ahead
 from processor.kafka.clients import rekeyed_topic
 from processor.kafka.connect import aiokafka_connection
+from processor.worker.agent import arrival_us
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
 from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config
-from processor.worker.records import arrival_us, timestamp_ms
 from processor.worker.stage import Stage
 from processor.worker.state.sourcemarks import source_headers
 
 log = logging.getLogger(__name__)
 PLACEMENTS_KEPT = 200_000
+
+
+def timestamp_ms(message: Any) -> int | None:
+    """A record's Kafka timestamp in ms (faust gives seconds, aiokafka's ConsumerRecord ms); None if it has none."""
+    stamp = message.timestamp
+    if stamp is None or stamp < 0:
+        return None
+    return int(stamp) if isinstance(message, ConsumerRecord) else round(stamp * 1000)
 
 
 class Rekeyer(Stage):
@@ -159,4 +168,4 @@ class Rekeyer(Stage):
         self.gaps.clear()
 
 
-__all__ = ["Rekeyer"]
+__all__ = ["Rekeyer", "timestamp_ms"]

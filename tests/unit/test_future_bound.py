@@ -3,7 +3,7 @@ after its arrival is dead-lettered as future_timestamp and changes nothing.
 
 The core check (`check_not_ahead`) takes the arrival time as an argument. A replay gives
 every line the arrival time --now; the worker gives a record its Kafka timestamp, never
-later than its wall clock (`processor.worker.records.arrival_us`). The broker side is
+later than its wall clock (`processor.worker.agent.arrival_us`). The broker side is
 tests/integration/test_worker_future_timestamps.py.
 """
 
@@ -36,7 +36,7 @@ from processor.funnel.touchpoint import (
     from_dict,
 )
 from processor.tools.simgen import Config, generate, plan_for
-from processor.worker.records import arrival_us
+from processor.worker.agent import arrival_us
 
 US_PER_S = 1_000_000
 NOW = parse_time("2026-03-01T12:00:00Z")  # a fixed "now" for the replays below

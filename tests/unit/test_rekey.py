@@ -17,7 +17,7 @@ from test_outbox import FakeProducer, outbox_over
 
 from processor.funnel.formats import as_touchpoint
 from processor.funnel.touchpoint import from_dict
-from processor.worker.records import timestamp_ms
+from processor.worker.rekey import timestamp_ms
 from processor.worker.state.sourcemarks import SourceMarks, origin, source_headers
 
 
