@@ -14,7 +14,6 @@ seen). A touchpoint dated more than FUNNEL_FUTURE_TOLERANCE after it arrived (se
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import time
@@ -34,7 +33,7 @@ from processor.kafka.clients import input_topic
 from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
-from processor.worker.patches.partitionbatches import PartitionBatches, Taken
+from processor.worker.patches.partitionbatches import Taken
 from processor.worker.patches.skippedrecords import SkippedWatch
 from processor.worker.stage import Stage
 from processor.worker.state.sourcemarks import origin
@@ -86,14 +85,13 @@ class JourneyAgent(Stage):
         gaps: SkippedWatch,
     ) -> None:
         """Its parts are wired by `processor.worker.bootstrap.journeys_agent`."""
-        super().__init__(app, settings, outbox)
+        super().__init__(app, settings, outbox, input_topic(settings))
         self.journeys, self.clocks, self.tasks, self.metrics, self.gaps = journeys, clocks, tasks, metrics, gaps
         self.funnels, self.marks, self.stage_counts = tasks.funnels, tasks.marks, tasks.stage_counts
         self.checkpoint = Checkpoint(outbox, metrics, tasks.stage_counts, tasks.marks)
         # Touchpoints keyed by contact: the input itself, or its copy re-keyed by processor/worker/rekey.py.
         self.input_topic = input_topic(settings)
         self.source = app.topic(self.input_topic, settings.topic_ticks, key_serializer="raw", value_serializer="raw")
-        self.batches = PartitionBatches(app, self.input_topic)  # the touchpoints, a partition list at a time
         self._placement: dict[bytes, int] = {}  # contact id -> its partition
         self.idle = IdleClock(app, settings, tasks, clocks, metrics, self.emit)
         self.idle.input_topic = self.input_topic
@@ -110,13 +108,8 @@ class JourneyAgent(Stage):
         # (gc.freeze), and young collections run less often; states hold no cycles.
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        if self.batches.installed is None:
-            self.batches.install(self.app.consumer)  # before the fetcher starts: at the first assignment
         self.idle.outside_transactions = isinstance(self.outbox, FaustOutbox)
         await self.run(stream)
-
-    def started(self) -> list[asyncio.Future[Any]]:
-        return [asyncio.ensure_future(self._take_batches())]
 
     async def take(self, event: Any) -> None:
         """A record of the Faust stream: a tick, or a touchpoint Faust delivered itself (before the
@@ -129,52 +122,16 @@ class JourneyAgent(Stage):
             await self.apply(message)
         self.batch.add(event, message.partition)
 
-    def nothing_waiting(self) -> bool:
-        return self.batches.waiting.empty() and super().nothing_waiting()
-
-    async def _take_batches(self) -> None:
-        """The touchpoints of each partition list the consumer hands over."""
-        waiting = self.batches.waiting
-        while True:
-            taken = await waiting.get()
-            async with self._lock:
-                try:
-                    await self.on_records(taken)
-                except Exception as exc:
-                    await self.fail(exc)
-                    return
-
-    async def on_records(self, taken: Taken) -> None:
-        """One partition's fetched touchpoints, in offset order, into the batch, flushed as the stream
-        loop flushes. What a rebalance leaves is left unacked: read again from the committed offset."""
-        batches, batch, tp = self.batches, self.batch, taken.tp
-        if not batches.current(taken) or not self.open() or not taken.records:
-            return
-        batches.opened()
-        # First the records Faust left out just after this worker took the partition (patches/skippedrecords.py).
+    async def list_taken(self, taken: Taken) -> PartitionTask:
+        """First the records Faust left out just after this worker took the partition
+        (patches/skippedrecords.py); then the partition's task, for each record of the list."""
         records = taken.records
         self.metrics.recovered.inc(await self.gaps.recover(records[0], self.apply))
-        self.gaps.through(tp.partition, records[-1].offset, len(records) - 1)
-        partition, size, wait = tp.partition, self.settings.batch_size, self.settings.batch_wait_s
-        task = self.tasks.for_partition(partition)
-        last = None
-        for record in records:
-            if not batches.current(taken) or not self.open():
-                break
-            batches.opened()
-            await self.apply(record, task)
-            batch.take(tp, taken.generation, record.offset)
-            last = record
-            if len(batch) >= size or batch.age() >= wait:
-                batch.last_of[partition] = batches.event_for(tp, last)
-                self._read_to[tp] = last.offset + 1
-                await self.flush()
-                last = None
-        if last is not None:
-            batch.last_of[partition] = batches.event_for(tp, last)
-            self._read_to[tp] = last.offset + 1
-        if self.nothing_waiting():
-            await self.flush()
+        self.gaps.through(taken.tp.partition, records[-1].offset, len(records) - 1)
+        return self.tasks.for_partition(taken.tp.partition)
+
+    async def take_record(self, record: Any, context: Any) -> None:
+        await self.apply(record, context)
 
     async def apply(self, message: Any, task: PartitionTask | None = None) -> None:
         """One touchpoint record (a Faust message or an aiokafka record): checked, applied, its outputs
@@ -267,7 +224,6 @@ class JourneyAgent(Stage):
     def discard(self) -> None:
         for task in self.tasks.values():
             task.store.discard()
-        self.batches.dropped()
 
     # -- partitions ---------------------------------------------------------------
 
@@ -287,4 +243,3 @@ class JourneyAgent(Stage):
         self.rebalanced()
         self.gaps.clear()
         self.idle.rebalanced()
-        self.batches.clear()

@@ -48,6 +48,7 @@ from processor.kafka.connect import aiokafka_connection
 from processor.worker.agent import arrival_us
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
+from processor.worker.patches.partitionbatches import Taken
 from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config
 from processor.worker.stage import Stage
 from processor.worker.state.sourcemarks import source_headers
@@ -87,6 +88,7 @@ class Rekeyer(Stage):
             FaustOutbox(app, settings.topic_touchpoints)  # exactly_once: in the source partition's transaction
             if settings.processing_guarantee == "exactly_once"
             else KafkaOutbox(connection, settings.partitions),
+            settings.topic_touchpoints,
         )
         self.skipped = Counter(
             "funnel_input_skipped",
@@ -104,11 +106,21 @@ class Rekeyer(Stage):
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
 
     async def take(self, event: Any) -> None:
+        """A source record Faust delivered itself (before the hand-over was installed)."""
         message = event.message
         # First the records Faust left out just after taking on this partition.
         self.metrics.recovered.inc(await self.gaps.recover(message, self.forward))
         await self.forward(message)
         self.batch.add(event, message.partition)
+
+    async def list_taken(self, taken: Taken) -> None:
+        """First the records Faust left out just after taking on this partition."""
+        records = taken.records
+        self.metrics.recovered.inc(await self.gaps.recover(records[0], self.forward))
+        self.gaps.through(taken.tp.partition, records[-1].offset, len(records) - 1)
+
+    async def take_record(self, record: Any, context: Any) -> None:
+        await self.forward(record)
 
     async def forward(self, message: Any) -> None:
         """Re-key one source record, or dead-letter it, or pass it over."""
@@ -153,9 +165,10 @@ class Rekeyer(Stage):
             return
         await self.outbox.delivered()  # raises if Kafka did not take them: the caller stops the worker
         acker = self._acker
-        assert acker is not None
+        assert acker is not None, "records taken before the stream was set up"
         for event in batch.records:
             await acker.ack(event)
+        self.batches.ack(batch.taken)
         batch.clear()
 
     def caught_up(self) -> bool:

@@ -1,10 +1,13 @@
-"""What the journeys agent and the re-keyer share: a Faust stream taken in batches.
+"""What the journeys agent and the re-keyer share: their input taken in batches.
 
-Each is a stage: it takes its stream's records one at a time under its lock (acks are
-manual, `stream.noack()`), adds them to its `Batch`, and flushes the batch (its own
-`flush`: wait for Kafka, then ack) when it holds FUNNEL_BATCH_SIZE records, is
-FUNNEL_BATCH_WAIT old, or the stage has caught up with its input (no record waiting in
-the stream, none on the broker behind the partitions read). A batch the stream leaves
+Each is a stage. Its input topic's records come a fetched partition list at a time,
+past Faust's per-record delivery (`processor.worker.patches.partitionbatches`); what
+else its Faust stream carries (the journeys agent's ticks) comes one event at a time
+(acks are manual, `stream.noack()`). Under the stage's lock each record is processed
+and added to its `Batch`, and the batch is flushed (the stage's own `flush`: wait for
+Kafka, then ack) when it holds FUNNEL_BATCH_SIZE records, is FUNNEL_BATCH_WAIT old, or
+the stage has caught up with its input (no list or event waiting, nothing on the broker
+behind the partitions read). A batch the stream leaves
 waiting (Faust can clear the stream's buffer between two records while rebalancing or
 stopping, then waits for every record to be acked) is flushed by a timer. With
 exactly_once the stage joins Faust's commits (`WholeBatchCommits`), which flush it
@@ -24,19 +27,22 @@ from faust.types import TP, ChannelT
 from processor.config.settings import Settings
 from processor.worker.batch import Batch, behind_highwater
 from processor.worker.outbox import FaustOutbox, KafkaOutbox
+from processor.worker.patches.partitionbatches import PartitionBatches, Taken
 from processor.worker.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
 
 
 class Stage:
-    """One batched stream stage; subclasses say what a record does (`take`), how a batch is
-    made durable (`flush`) and what a failure drops (`discard`)."""
+    """One batched stage; subclasses say what a list (`list_taken`), a record of a list
+    (`take_record`) and a Faust event (`take`) do, how a batch is made durable (`flush`) and
+    what a failure drops (`discard`)."""
 
     doing = "processing"  # for the log line when the stage fails
 
-    def __init__(self, app: faust.App, settings: Settings, outbox: KafkaOutbox | FaustOutbox) -> None:
+    def __init__(self, app: faust.App, settings: Settings, outbox: KafkaOutbox | FaustOutbox, topic: str) -> None:
         self.app, self.settings, self.outbox = app, settings, outbox
+        self.batches = PartitionBatches(app, topic)  # `topic`'s records, a fetched partition list at a time
         self.batch = Batch()
         self._lock = asyncio.Lock()  # one record, or one flush, at a time
         self._acker: faust.StreamT[bytes] | None = None
@@ -45,7 +51,15 @@ class Stage:
         self._read_to: dict[TP, int] = {}  # partition -> the offset after the last record taken
 
     async def take(self, event: Any) -> None:
-        """Process one record of the stream (and add it to the batch)."""
+        """Process one event of the Faust stream (and add it to the batch)."""
+        raise NotImplementedError
+
+    async def list_taken(self, taken: Taken) -> Any:
+        """A partition list is about to be processed; what `take_record` gets with each record."""
+        raise NotImplementedError
+
+    async def take_record(self, record: Any, context: Any) -> None:
+        """Process one record of a partition list (an aiokafka `ConsumerRecord`)."""
         raise NotImplementedError
 
     async def flush(self) -> None:
@@ -63,7 +77,9 @@ class Stage:
         await self.outbox.start()
         if isinstance(self.outbox, FaustOutbox) and self.commits is None:
             self.commits = WholeBatchCommits.of(self.app).join(self._lock, self.flush)
-        helpers = [asyncio.ensure_future(self._flush_when_stale()), *self.started()]
+        if self.batches.installed is None:
+            self.batches.install(self.app.consumer)  # before the fetcher starts: at the first assignment
+        helpers = [asyncio.ensure_future(self._flush_when_stale()), asyncio.ensure_future(self._take_lists())]
         try:
             async for event in records.events():
                 async with self._lock:
@@ -82,9 +98,48 @@ class Stage:
                 helper.cancel()
             await self.outbox.stop()
 
-    def started(self) -> list[asyncio.Future[Any]]:
-        """Tasks of the stage's own that run beside the stream loop (cancelled with it)."""
-        return []
+    async def _take_lists(self) -> None:
+        """The partition lists the consumer hands over, each under the lock."""
+        waiting = self.batches.waiting
+        while True:
+            taken = await waiting.get()
+            async with self._lock:
+                try:
+                    await self.on_records(taken)
+                except Exception as exc:
+                    await self.fail(exc)
+                    return
+
+    async def on_records(self, taken: Taken) -> None:
+        """One partition's fetched records, in offset order, into the batch, flushed by the rules
+        above. What a rebalance leaves is left unacked: read again from the committed offset."""
+        batches, batch, tp, records = self.batches, self.batch, taken.tp, taken.records
+        if not records or not batches.current(taken) or not self.open():
+            return
+        batches.opened()
+        context = await self.list_taken(taken)
+        size, wait = self.settings.batch_size, self.settings.batch_wait_s
+        last = None
+        for record in records:
+            if not batches.current(taken) or not self.open():
+                break
+            batches.opened()
+            await self.take_record(record, context)
+            batch.take(tp, taken.generation, record.offset)
+            last = record
+            if len(batch) >= size or batch.age() >= wait:
+                self._took(tp, last)
+                await self.flush()
+                last = None
+        if last is not None:
+            self._took(tp, last)
+        if self.nothing_waiting():
+            await self.flush()
+
+    def _took(self, tp: TP, last: Any) -> None:
+        """The batch's last record of this partition so far: table writes are made under its event."""
+        self.batch.last_of[tp.partition] = self.batches.event_for(tp, last)
+        self._read_to[tp] = last.offset + 1
 
     def open(self) -> bool:
         """Whether records may be taken: not between the end of Faust's transactions and the rebalance."""
@@ -99,8 +154,8 @@ class Stage:
         )
 
     def nothing_waiting(self) -> bool:
-        """No record fetched and not yet taken, none on the broker behind the partitions read."""
-        if self._waiting is not None and not self._waiting.empty():
+        """No list or event fetched and not yet taken, nothing on the broker behind the partitions read."""
+        if not self.batches.waiting.empty() or (self._waiting is not None and not self._waiting.empty()):
             return False
         return not behind_highwater(self.app.consumer, self._read_to)
 
@@ -126,8 +181,10 @@ class Stage:
             type(exc).__name__,
         )
         self.discard()
+        self.batches.dropped()
         self.batch.clear()
         await self.app.crash(exc)
 
     def rebalanced(self) -> None:
         self._read_to.clear()
+        self.batches.clear()

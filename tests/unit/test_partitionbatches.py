@@ -101,7 +101,20 @@ def test_a_fetch_hands_the_topics_partitions_over_and_leaves_the_rest_to_faust(c
     assert (taken.tp, [r.offset for r in taken.records]) == (mine, [5, 6])
     assert batches.current(taken)
     with pytest.raises(RuntimeError):
-        PartitionBatches(app, "another").install(c)  # one topic per consumer
+        PartitionBatches(app, TOPIC).install(c)  # one taker per topic
+
+
+def test_two_topics_each_to_its_taker(consumer: tuple[Any, Any]) -> None:
+    app, c = consumer
+    mine, source, ticks = TP(TOPIC, 0), TP("source", 0), TP("ticks", 0)
+    fetched = {mine: [record(0, 5)], source: [record(0, 7, "source")], ticks: [record(0, 1, "ticks")]}
+    c._getmany = fetching(c, fetched)  # noqa: SLF001
+    journeys, rekeyer = PartitionBatches(app, TOPIC), PartitionBatches(app, "source")
+    journeys.install(c)
+    rekeyer.install(c)
+    assert list(run(c._getmany(active_partitions=set(fetched), timeout=0.1))) == [ticks]  # noqa: SLF001
+    assert journeys.waiting.get_nowait().tp == mine
+    assert rekeyer.waiting.get_nowait().tp == source
 
 
 def test_nothing_is_handed_over_once_a_rebalance_stopped_the_flow(consumer: tuple[Any, Any]) -> None:

@@ -76,51 +76,40 @@ class PartitionBatches:
     # -- Faust's side ---------------------------------------------------------------
 
     def install(self, consumer: Any) -> None:
-        """Route the consumer's fetches through `_take_out` (once per consumer)."""
-        if getattr(consumer, "_funnel_partition_batches", None) is not None:
-            raise RuntimeError(f"the consumer already hands a topic over in batches, not also {self.topic!r}")
-        original: Callable[..., Any] = consumer._getmany  # noqa: SLF001 -- the faust call patched here
+        """Route the consumer's fetches through `_hand_over` (wrapped once per consumer; one
+        `PartitionBatches` per topic: the journeys agent's input, the re-keyer's source)."""
+        takers: dict[str, PartitionBatches] | None = getattr(consumer, "_funnel_partition_batches", None)
+        if takers is None:
+            takers = {}
+            original: Callable[..., Any] = consumer._getmany  # noqa: SLF001 -- the faust call patched here
+
+            async def _getmany(active_partitions: Any, timeout: float) -> Any:
+                records = await original(active_partitions=active_partitions, timeout=timeout)
+                return await _hand_over(takers, consumer, records)
+
+            consumer._getmany = _getmany  # noqa: SLF001 -- an instance attribute: the drain loop calls self._getmany
+            consumer._funnel_partition_batches = takers  # noqa: SLF001 -- our marker
+        if self.topic in takers:
+            raise RuntimeError(f"the consumer already hands {self.topic!r} over in batches")
+        takers[self.topic] = self
         self._consumer = consumer
 
-        async def _getmany(active_partitions: Any, timeout: float) -> Any:
-            records = await original(active_partitions=active_partitions, timeout=timeout)
-            return await self._take_out(records)
-
-        consumer._getmany = _getmany  # noqa: SLF001 -- an instance attribute: the drain loop calls self._getmany
-        consumer._funnel_partition_batches = self  # noqa: SLF001 -- our marker
-
-    async def _take_out(self, records: Any) -> Any:
-        """The fetched records of other topics, for Faust; this topic's, to the taker."""
-        if not records:
-            return records
-        mine = [tp for tp in records if tp.topic == self.topic]
-        if not mine:
-            return records
-        rest = {tp: recs for tp, recs in records.items() if tp.topic != self.topic}
-        consumer = self._consumer
-        generation = self.app.consumer_generation_id
-        for tp in mine:
-            # As Faust's own getmany: nothing is handed out once the flow stopped for a rebalance
-            # (the partitions are sought back to their committed offsets before it resumes).
-            if not consumer.flow_active or self.app.consumer_generation_id != generation:
-                break
-            if not records[tp]:
-                continue
-            taken = Taken(tp, records[tp], generation)
-            counted = getattr(self.app.monitor, "on_records_in", None)  # the worker's sensor counts them
-            if counted is not None:
-                counted(tp, len(taken.records), taken.records[-1].offset)
-            put = asyncio.ensure_future(self.waiting.put(taken))
-            stopped = asyncio.ensure_future(consumer.suspend_flow.wait())
-            try:
-                await asyncio.wait((put, stopped), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopped.cancel()
-                if not put.done():
-                    put.cancel()
-            if not put.done() or put.cancelled():
-                break
-        return rest
+    async def _put(self, taken: Taken) -> bool:
+        """Queue a list for the taker, waiting while the queue is full; False if the flow stopped first."""
+        put = asyncio.ensure_future(self.waiting.put(taken))
+        stopped = asyncio.ensure_future(self._consumer.suspend_flow.wait())
+        try:
+            await asyncio.wait((put, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not put.done():
+                put.cancel()
+        if not put.done() or put.cancelled():
+            return False
+        counted = getattr(self.app.monitor, "on_records_in", None)  # the worker's sensor counts them
+        if counted is not None:
+            counted(taken.tp, len(taken.records), taken.records[-1].offset)
+        return True
 
     # -- the taker's side -----------------------------------------------------------
 
@@ -182,3 +171,23 @@ class PartitionBatches:
         """Drop what is waiting (a rebalance): fetched again from the committed offsets."""
         while not self.waiting.empty():
             self.waiting.get_nowait()
+
+
+async def _hand_over(takers: dict[str, PartitionBatches], consumer: Any, records: Any) -> Any:
+    """The fetched records of the topics taken in batches to their takers; the rest, for Faust."""
+    if not records or not any(tp.topic in takers for tp in records):
+        return records
+    rest = {tp: recs for tp, recs in records.items() if tp.topic not in takers}
+    app = consumer.app
+    generation = app.consumer_generation_id
+    for tp, recs in records.items():
+        taker = takers.get(tp.topic)
+        if taker is None or not recs:
+            continue
+        # As Faust's own getmany: nothing is handed out once the flow stopped for a rebalance
+        # (the partitions are sought back to their committed offsets before it resumes).
+        if not consumer.flow_active or app.consumer_generation_id != generation:
+            break
+        if not await taker._put(Taken(tp, recs, generation)):  # noqa: SLF001 -- this module's
+            break
+    return rest
