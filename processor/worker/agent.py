@@ -192,12 +192,13 @@ class JourneyAgent(Stage):
             clock.latest, clock.wall_at_latest = tp.at, now
         clock.last_wall, clock.next_offset = now, message.offset + 1
         if outputs:
-            await self.emit(partition, outputs)
+            await self.emit(partition, outputs, engine)
 
     # -- outputs and durability ---------------------------------------------------
 
-    async def emit(self, partition: int, outputs: list[Output]) -> None:
-        """Send outputs; their acknowledgements are awaited when the batch is flushed."""
+    async def emit(self, partition: int, outputs: list[Output], engine: Engine | None = None) -> None:
+        """Send outputs (made by `engine`, else the partition's); their acknowledgements are awaited
+        when the batch is flushed."""
         if not outputs:
             return
         put = self.outbox.put
@@ -205,7 +206,8 @@ class JourneyAgent(Stage):
         for output in outputs:
             topic = transitions if output["kind"] == "transition" else dropoffs
             await put(topic, output["contact_id"].encode(), orjson.dumps(output), partition)
-        engine = self.tasks[partition].engine
+        if engine is None:
+            engine = self.tasks[partition].engine
         clock = engine.clock
         self.batch.counted.append((outputs, None if clock is None else clock / _US, engine.take_attributions()))
 

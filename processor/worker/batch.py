@@ -88,15 +88,15 @@ class Batch:
         self.records.append(event)
         self.last_of[partition] = event
 
-    def take(self, tp: Any, generation: int, offset: int) -> None:
-        """A record taken in a partition list; the caller sets `last_of` for its partition."""
+    def offsets_for(self, tp: Any, generation: int) -> list[int]:
+        """The list the offsets of records taken in partition lists go to (the caller appends each
+        and counts it in `size`); opens the batch if it is empty."""
         if not self.size:
             self.opened = time.monotonic()
-        self.size += 1
         offsets = self.taken.get((tp, generation))
         if offsets is None:
             offsets = self.taken[(tp, generation)] = []
-        offsets.append(offset)
+        return offsets
 
     def age(self) -> float:
         return time.monotonic() - self.opened if self.size else 0.0

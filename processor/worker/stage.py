@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
@@ -112,25 +113,35 @@ class Stage:
 
     async def on_records(self, taken: Taken) -> None:
         """One partition's fetched records, in offset order, into the batch, flushed by the rules
-        above. What a rebalance leaves is left unacked: read again from the committed offset."""
+        above. What a rebalance leaves is left unacked: read again from the committed offset.
+
+        The loop is the hot path: per record it calls only `take_record`; the batch's and the
+        hand-over's bookkeeping happen once per list and after each flush."""
         batches, batch, tp, records = self.batches, self.batch, taken.tp, taken.records
         if not records or not batches.current(taken) or not self.open():
             return
-        batches.opened()
         context = await self.list_taken(taken)
+        consumer, app, generation = batches.installed, self.app, taken.generation
         size, wait = self.settings.batch_size, self.settings.batch_wait_s
+        offsets: list[int] | None = None
+        due = 0.0
         last = None
         for record in records:
-            if not batches.current(taken) or not self.open():
+            # As `PartitionBatches.current`: the flow still runs, in the generation of the fetch.
+            if not (consumer.flow_active and app.consumer_generation_id == generation and self.open()):
                 break
-            batches.opened()
+            if offsets is None:  # a batch opens (or the list's first record joins one)
+                batches.opened()
+                offsets = batch.offsets_for(tp, generation)
+                due = batch.opened + wait
             await self.take_record(record, context)
-            batch.take(tp, taken.generation, record.offset)
+            offsets.append(record.offset)
+            batch.size += 1
             last = record
-            if len(batch) >= size or batch.age() >= wait:
+            if batch.size >= size or time.monotonic() >= due:
                 self._took(tp, last)
                 await self.flush()
-                last = None
+                offsets, last = None, None
         if last is not None:
             self._took(tp, last)
         if self.nothing_waiting():
