@@ -57,6 +57,8 @@ def test_what_the_patch_leans_on_is_where_it_was_in_faust() -> None:
         ),
         "the aiokafka consumer turns a record into a message with _to_message": "ConsumerMessage("
         in source(faust_aiokafka.Consumer, "_to_message"),
+        "Faust's getmany tracks each partition's end offset for the sensor": "track_tp_end_offset"
+        in source(Consumer, "getmany"),
         "the aiokafka consumer's _getmany returns the fetched records by partition": "getmany"
         in source(ThreadDelegateConsumer, "_getmany"),
     }
@@ -83,6 +85,8 @@ def run(awaitable: Awaitable[Any]) -> Any:
 
 
 def fetching(consumer: Any, fetched: dict[TP, list[Any]]) -> Callable[..., Awaitable[dict[TP, list[Any]]]]:
+    consumer.highwater = lambda tp: 100  # what the fetch responses said (the consumer is never started)
+
     async def _getmany(active_partitions: Any, timeout: float) -> dict[TP, list[Any]]:
         return dict(fetched)
 
@@ -99,6 +103,7 @@ def test_a_fetch_hands_the_topics_partitions_over_and_leaves_the_rest_to_faust(c
     assert list(rest) == [ticks]
     taken = batches.waiting.get_nowait()
     assert (taken.tp, [r.offset for r in taken.records]) == (mine, [5, 6])
+    assert app.monitor.tp_end_offsets[mine] == 100  # as Faust's getmany tracks it, for the sensor
     assert batches.current(taken)
     with pytest.raises(RuntimeError):
         PartitionBatches(app, TOPIC).install(c)  # one taker per topic

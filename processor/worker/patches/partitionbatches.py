@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from faust.events import Event
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from mode.utils.futures import notify
 
@@ -106,7 +107,15 @@ class PartitionBatches:
                 put.cancel()
         if not put.done() or put.cancelled():
             return False
-        counted = getattr(self.app.monitor, "on_records_in", None)  # the worker's sensor counts them
+        monitor = self.app.monitor
+        # As Faust's getmany does per record: the partition's end offset, for the sensor.
+        try:
+            highwater = self._consumer.highwater(taken.tp)
+        except (ConsumerNotStarted, KeyError, AssertionError, TypeError, ValueError):
+            highwater = None
+        if highwater is not None:
+            monitor.track_tp_end_offset(taken.tp, highwater)
+        counted = getattr(monitor, "on_records_in", None)  # the worker's sensor counts them
         if counted is not None:
             counted(taken.tp, len(taken.records), taken.records[-1].offset)
         return True
