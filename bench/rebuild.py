@@ -29,7 +29,7 @@ from bench.lab import simulate
 from bench.state import sample_states
 from processor.config.definitions import PRESETS, load_funnels
 from processor.funnel.engine import Engine
-from processor.funnel.expiry import next_deadline
+from processor.funnel.journey import next_deadline
 from processor.worker.outbox import default_partition
 from processor.worker.state.entry import Layout, decode_entry
 from processor.worker.state.stagecounts import Key, StageCounts

@@ -11,19 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from processor.config.definitions import load_funnels
 from processor.config.settings import Settings, SettingsError, documented
-from processor.funnel.definition import Funnel
 from processor.worker.webaccess import query_access
-
-if TYPE_CHECKING:
-    import faust
-
-    from processor.worker.agent import JourneyAgent
-    from processor.worker.state.entry import Layout
 
 
 def _fail(message: str) -> int:
@@ -31,39 +21,11 @@ def _fail(message: str) -> int:
     return 2
 
 
-def build_app(settings: Settings, funnels: Sequence[Funnel]) -> faust.App:
-    """The worker's Faust app: its agent, its metrics and its web pages (built, not started)."""
-    return build_agent(settings, funnels).app
-
-
-def build_agent(settings: Settings, funnels: Sequence[Funnel], layout: Layout | None = None) -> JourneyAgent:
-    """The worker's journey agent, on its Faust app with metrics and web pages (built, not started)."""
-    # Faust and the Kafka clients load only for this command, keeping the others quick.
-    from prometheus_client import CollectorRegistry
-
-    from processor.worker.agent import JourneyAgent
-    from processor.worker.app import create_app
-    from processor.worker.sensor import setup_lean_prometheus_sensor
-    from processor.worker.views import register_views
-
-    app = create_app(settings)
-    registry = CollectorRegistry()  # one registry: Faust's sensor and the funnel metrics, on /metrics
-    setup_lean_prometheus_sensor(app, registry, name_prefix="funnel_faust")
-    agent = JourneyAgent(app, settings, funnels, registry, layout)
-    if settings.rekeyed:  # input keyed any way: re-keyed by contact first (processor/worker/rekey.py)
-        from processor.config.eventmapping import load_mapping
-        from processor.worker.rekey import Rekeyer
-
-        agent.upstream = Rekeyer(app, settings, load_mapping(settings.input_mapping), agent.metrics, registry)
-    register_views(app, agent, query_access(settings))
-    return agent
+def _say(line: str) -> None:
+    print(f"funnel-processor worker: {line}", file=sys.stderr, flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import faust
-
-    from processor.kafka import clients as kafkaio
-
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -72,46 +34,13 @@ def _run(args: argparse.Namespace) -> int:
     notice = query_access(settings).notice
     if notice is not None:
         print(f"funnel-processor worker: {notice}", file=sys.stderr, flush=True)
-    funnels = load_funnels(settings.funnels, settings.breakdowns)
-    try:  # reaching the broker (TCP, TLS, SASL: processor/kafka/connect.py), then its topics
-        problems = kafkaio.check_partitions(settings)
-    except kafkaio.KafkaIOError as exc:
-        return _fail(str(exc))
-    if problems:
-        return _fail("topics are not ready:\n  " + "\n  ".join(problems))
-    from processor.worker.patches.metadataretry import back_off_failed_metadata_updates
+    # Faust and the Kafka clients load only for this command, keeping the others quick.
+    from processor.worker import bootstrap
 
-    back_off_failed_metadata_updates()
-    if settings.end_offsets_from_fetch == "true":
-        from processor.kafka.connect import aiokafka_connection
-        from processor.worker.patches.endoffsets import take_end_offsets_from_fetch
-
-        take_end_offsets_from_fetch(aiokafka_connection(settings))
-    from processor.worker.state.migrate import MigrationRefused, prepare
-
-    try:  # the configured funnels against the definitions the stored journeys were written under
-        prepared = prepare(settings, funnels)
-    except (MigrationRefused, kafkaio.KafkaIOError) as exc:
-        return _fail(str(exc))
-    for note in prepared.notes:
-        print(f"funnel-processor worker: {note}", file=sys.stderr, flush=True)
-    agent = build_agent(settings, funnels, prepared.layout)
-    app = agent.app
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    if settings.processing_guarantee != "exactly_once" or settings.store != "rocksdb":
-        worker.execute_from_commandline()
-        return 0
-    from processor.worker.transactions import LocalTables
-
-    tables = LocalTables(app.conf.tabledir)
-    tables.take_over()
     try:
-        worker.execute_from_commandline()
-    except SystemExit as done:
-        if done.code in (0, None) and agent.commits is not None and agent.commits.ended:
-            tables.stopped_cleanly()
-        raise
-    return 0
+        return bootstrap.run(settings, _say)
+    except bootstrap.NotReady as exc:
+        return _fail(str(exc))
 
 
 def settings_help(width: int = 79) -> str:

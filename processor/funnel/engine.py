@@ -18,11 +18,11 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Literal
 
 from processor.funnel.definition import Funnel
-from processor.funnel.expiry import expire, next_deadline
-from processor.funnel.journey import advance
+from processor.funnel.expiry import expire
+from processor.funnel.journey import advance, attribute, event_hash, is_duplicate, next_deadline
 from processor.funnel.outputs import Output
 from processor.funnel.rulebook import rulebook
-from processor.funnel.state import Attribution, ContactState, Limits, attribute, event_hash, is_duplicate
+from processor.funnel.state import Attribution, ContactState, Limits
 from processor.funnel.touchpoint import Touchpoint
 
 Verdict = Literal["in_order", "late", "duplicate"]

@@ -70,22 +70,6 @@ def _deadline(funnel: Funnel, pos: Position) -> int | None:
     return pos.entered_at + stall
 
 
-def next_deadline(state: ContactState, funnels: Sequence[Funnel]) -> int | None:
-    """The earliest stall deadline among the contact's funnels, if any."""
-    best: int | None = None
-    positions = state.positions
-    for funnel in funnels:
-        pos = positions.get(funnel.name)
-        if pos is None or pos.dropped:
-            continue
-        stall = funnel.stall_after[pos.stage]
-        if stall is not None:
-            due = pos.entered_at + stall
-            if best is None or due < best:
-                best = due
-    return best
-
-
 def expire(
     state: ContactState, contact_id: str, clock: int, funnels: Sequence[Funnel]
 ) -> tuple[ContactState, list[Output]]:

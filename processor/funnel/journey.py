@@ -1,24 +1,67 @@
-"""One contact's journey: the step that applies a touchpoint.
+"""One contact's journey: what the engine asks of it for every touchpoint.
 
-- `advance(state, touchpoint, ...)` applies a (non-duplicate) touchpoint.
-- `expire(state, clock, ...)` (expiry.py) fires the stall deadlines the clock has passed.
+- `advance(state, touchpoint, ...)` applies a (non-duplicate) touchpoint;
+- `is_duplicate` / `event_hash`: whether the contact sent that event id within the horizon;
+- `next_deadline`: the contact's earliest stall deadline (for the engine's timers);
+- `attribute`: what counting an output by breakdown needs.
 
-Both are functions of their arguments and return a new state and the outputs;
-nothing is read from a clock or from settings. The state's types are in state.py.
+`expire(state, clock, ...)` (expiry.py) fires the stall deadlines the clock has passed;
+it runs only when one is due. All are functions of their arguments; nothing is read from a
+clock or from settings. The state's types are in state.py (types only: building one runs
+no code of that module).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from hashlib import blake2b
 from typing import NamedTuple
 
 from processor.funnel.definition import Funnel
 from processor.funnel.expiry import drop_context, dropoff
 from processor.funnel.outputs import Output, StageTransitioned, TouchSummary, Trigger, output_id
 from processor.funnel.rulebook import Rulebook, StageRule
-from processor.funnel.state import RECENT, ContactState, Limits, Position, Touch, event_hash
+from processor.funnel.state import RECENT, Attribution, ContactState, Limits, Position, Touch
 from processor.funnel.timefmt import seconds
 from processor.funnel.touchpoint import Touchpoint
+
+
+def attribute(before: ContactState | None, first: Touch, outputs: Sequence[Output], into: list[Attribution]) -> None:
+    """Append the attribution of each output to `into`, in order; `before` is the state the
+    outputs were produced from (None for a contact's first touchpoint)."""
+    positions = None if before is None else before.positions
+    for output in outputs:
+        pos = None if positions is None else positions.get(output["funnel"])
+        into.append(Attribution(first.channel, first.campaign, None if pos is None else pos.trigger_channel))
+
+
+def event_hash(event_id: str) -> int:
+    """A stable 64-bit hash of an event id (Python's hash() is salted per process)."""
+    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+def is_duplicate(state: ContactState | None, digest: int, limits: Limits) -> bool:
+    """Whether the contact already sent the event id hashed to `digest` within the horizon."""
+    if state is None or digest not in state.seen_ids:  # a C-level scan: the common case
+        return False
+    cutoff = state.last_at - limits.dedup_horizon_us
+    return any(h == digest and at >= cutoff for h, at in zip(state.seen_ids, state.seen_at, strict=True))
+
+
+def next_deadline(state: ContactState, funnels: Sequence[Funnel]) -> int | None:
+    """The earliest stall deadline among the contact's funnels, if any."""
+    best: int | None = None
+    positions = state.positions
+    for funnel in funnels:
+        pos = positions.get(funnel.name)
+        if pos is None or pos.dropped:
+            continue
+        stall = funnel.stall_after[pos.stage]
+        if stall is not None:
+            due = pos.entered_at + stall
+            if best is None or due < best:
+                best = due
+    return best
 
 
 def _summary(touch: Touch) -> TouchSummary:

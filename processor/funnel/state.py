@@ -4,12 +4,9 @@ them cheaply (processor/funnel/codec.py); the steps that change them are in jour
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from hashlib import blake2b
 from typing import NamedTuple
-
-from processor.funnel.outputs import Output
 
 RECENT = 5  # touchpoints kept per contact for drop-off context
 
@@ -64,25 +61,3 @@ class Attribution(NamedTuple):
     first_channel: str | None
     first_campaign: str | None
     visit_channel: str | None
-
-
-def attribute(before: ContactState | None, first: Touch, outputs: Sequence[Output], into: list[Attribution]) -> None:
-    """Append the attribution of each output to `into`, in order; `before` is the state the
-    outputs were produced from (None for a contact's first touchpoint)."""
-    positions = None if before is None else before.positions
-    for output in outputs:
-        pos = None if positions is None else positions.get(output["funnel"])
-        into.append(Attribution(first.channel, first.campaign, None if pos is None else pos.trigger_channel))
-
-
-def event_hash(event_id: str) -> int:
-    """A stable 64-bit hash of an event id (Python's hash() is salted per process)."""
-    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little")
-
-
-def is_duplicate(state: ContactState | None, digest: int, limits: Limits) -> bool:
-    """Whether the contact already sent the event id hashed to `digest` within the horizon."""
-    if state is None or digest not in state.seen_ids:  # a C-level scan: the common case
-        return False
-    cutoff = state.last_at - limits.dedup_horizon_us
-    return any(h == digest and at >= cutoff for h, at in zip(state.seen_ids, state.seen_at, strict=True))

@@ -72,21 +72,38 @@ class Batch:
         self.last_of: dict[int, Any] = {}  # input partition -> its latest event in the batch
         # Outputs, the clock (s) they left at, and their attributions (for the breakdown metrics).
         self.counted: list[tuple[list[Output], float | None, list[Attribution]]] = []
+        # Records taken in partition lists (processor/worker/patches/partitionbatches.py): their
+        # offsets by partition and the consumer generation they were fetched in, acked as such.
+        self.taken: dict[tuple[Any, int], list[int]] = {}
+        self.size = 0
         self.opened = 0.0  # time.monotonic() of the first record
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self.size
 
     def add(self, event: Any, partition: int) -> None:
-        if not self.records:
+        if not self.size:
             self.opened = time.monotonic()
+        self.size += 1
         self.records.append(event)
         self.last_of[partition] = event
 
+    def offsets_for(self, tp: Any, generation: int) -> list[int]:
+        """The list the offsets of records taken in partition lists go to (the caller appends each
+        and counts it in `size`); opens the batch if it is empty."""
+        if not self.size:
+            self.opened = time.monotonic()
+        offsets = self.taken.get((tp, generation))
+        if offsets is None:
+            offsets = self.taken[(tp, generation)] = []
+        return offsets
+
     def age(self) -> float:
-        return time.monotonic() - self.opened if self.records else 0.0
+        return time.monotonic() - self.opened if self.size else 0.0
 
     def clear(self) -> None:
         self.records = []
         self.last_of = {}
         self.counted = []
+        self.taken = {}
+        self.size = 0

@@ -44,8 +44,10 @@ class Checkpoint:
     ) -> None:
         self.outbox, self.metrics, self.stage_counts, self.marks = outbox, metrics, stage_counts, marks
 
-    async def commit(self, batch: Batch, tasks: Tasks, acker: Any) -> None:
-        if not batch.records:
+    async def commit(self, batch: Batch, tasks: Tasks, acker: Any, taken: Any = None) -> None:
+        """`acker` acks the batch's Faust events (the stream's); `taken` the records taken in partition
+        lists (`processor.worker.patches.partitionbatches.PartitionBatches`)."""
+        if not batch:
             return
         assert acker is not None, "records taken before the stream was set up"
         # 1. outputs acknowledged (raises if Kafka did not take them: the caller stops the worker)
@@ -71,4 +73,6 @@ class Checkpoint:
         # 5. inputs acked
         for event in batch.records:
             await acker.ack(event)
+        if taken is not None:
+            taken.ack(batch.taken)
         batch.clear()

@@ -7,10 +7,19 @@ any number of workers; the contacts-in-stage gauges are read, at scrape time, fr
 the stage counts of the partitions this worker owns, so they sum correctly too. The one
 exception is funnel_stage_position, a stage's place in its funnel (for dashboards to
 order stages by), the same on every worker: take its max, not its sum.
+
+The outputs' series are counted in plain integers as batches are flushed (`count`) and
+added to their Prometheus series when the registry is collected (a scrape, or any read
+of the registry): a collector registered ahead of them (`_Publish`) does it first, so
+every read sees every output counted so far. Per output that is a dict update and a
+bisect instead of Prometheus' locked increments and its bucket loop: measured, 9.5 µs
+of CPU per touchpoint before (the four presets, 2.5 outputs per touchpoint), see the
+commit that made it.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -56,8 +65,66 @@ class StageGauges(Collector):
         yield dropped
 
 
+class _Observed:
+    """Observations of one histogram series, counted per bucket until published."""
+
+    __slots__ = ("bounds", "counts", "histogram", "sum")
+
+    def __init__(self, histogram: Any) -> None:
+        self.histogram = histogram
+        self.bounds: list[float] = list(histogram._upper_bounds)  # noqa: SLF001 -- prometheus_client, see publish
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """As `Histogram.observe`: the first bucket whose bound is at least the value."""
+        self.sum += value
+        if value == value:  # NaN falls in no bucket, as in Histogram.observe
+            self.counts[bisect_left(self.bounds, value)] += 1
+
+    def publish(self) -> None:
+        histogram, counts = self.histogram, self.counts
+        if not any(counts) and not self.sum:
+            return
+        buckets = histogram._buckets  # noqa: SLF001 -- what Histogram.observe increments
+        for i, n in enumerate(counts):
+            if n:
+                buckets[i].inc(n)
+                counts[i] = 0
+        histogram._sum.inc(self.sum)  # noqa: SLF001
+        self.sum = 0.0
+
+
+class _Counted:
+    """One counter series, counted until published."""
+
+    __slots__ = ("counter", "n")
+
+    def __init__(self, counter: Any) -> None:
+        self.counter, self.n = counter, 0
+
+    def publish(self) -> None:
+        if self.n:
+            self.counter.inc(self.n)
+            self.n = 0
+
+
+class _Publish(Collector):
+    """Registered ahead of the metrics: publishes what was counted whenever the registry is collected."""
+
+    def __init__(self) -> None:
+        self.metrics: FunnelMetrics | None = None
+
+    def collect(self) -> Iterator[Any]:
+        if self.metrics is not None:
+            self.metrics.publish()
+        return iter(())
+
+
 class FunnelMetrics:
     def __init__(self, registry: CollectorRegistry, funnels: Sequence[Funnel], counts: StageCounts) -> None:
+        publisher = _Publish()
+        registry.register(publisher)  # first: collected before the series it publishes to
         self.touchpoints = Counter("funnel_touchpoints", "Touchpoints processed", registry=registry)
         self.duplicates = Counter(
             "funnel_duplicate_touchpoints", "Touchpoints ignored as duplicates", registry=registry
@@ -116,8 +183,10 @@ class FunnelMetrics:
         registry.register(StageGauges(counts))
         self.breakdowns = BreakdownMetrics(funnels)
         registry.register(self.breakdowns)
-        self._moves: dict[tuple[str, str | None, str], tuple[Any, Any, Any, Any]] = {}
-        self._drops: dict[tuple[str, str, str], Any] = {}
+        self._moves: dict[tuple[str, str | None, str], tuple[_Counted, _Counted, _Observed, _Observed | None]] = {}
+        self._drops: dict[tuple[str, str, str], _Counted] = {}
+        self._lateness = _Observed(self.deadline_lateness)
+        publisher.metrics = self
         for reason in REASONS:
             self.dead_letters.labels(reason)
         for funnel in funnels:
@@ -145,8 +214,8 @@ class FunnelMetrics:
                 if move is None:
                     move = moves[key] = self._move(*key)
                 entries, transitions, to_convert, in_stage = move
-                entries.inc()
-                transitions.inc()
+                entries.n += 1
+                transitions.n += 1
                 to_convert.observe(output["since_funnel_entry_s"])
                 previous = output["time_in_previous_stage_s"]
                 if in_stage is not None and previous is not None:
@@ -156,17 +225,29 @@ class FunnelMetrics:
                 key = (output["funnel"], output["stage"], reason)
                 drop = drops.get(key)
                 if drop is None:
-                    drop = drops[key] = self.dropoffs.labels(*key)
-                drop.inc()
+                    drop = drops[key] = _Counted(self.dropoffs.labels(*key))
+                drop.n += 1
                 if reason == "stalled" and clock_s is not None:  # a stall occurs at its deadline
                     deadline_s = parse_time(output["occurred_at"]) / 1_000_000
-                    self.deadline_lateness.observe(max(0.0, clock_s - deadline_s))
+                    self._lateness.observe(max(0.0, clock_s - deadline_s))
 
-    def _move(self, funnel: str, from_stage: str | None, to_stage: str) -> tuple[Any, Any, Any, Any]:
+    def publish(self) -> None:
+        """Add what was counted since the last call to the Prometheus series."""
+        for move in self._moves.values():
+            for part in move:
+                if part is not None:
+                    part.publish()
+        for drop in self._drops.values():
+            drop.publish()
+        self._lateness.publish()
+
+    def _move(
+        self, funnel: str, from_stage: str | None, to_stage: str
+    ) -> tuple[_Counted, _Counted, _Observed, _Observed | None]:
         """The series one transition counts in (looked up once per label set: labels() is slow)."""
         return (
-            self.entries.labels(funnel, to_stage),
-            self.transitions.labels(funnel, from_stage or ENTRY, to_stage),
-            self.time_to_convert.labels(funnel, to_stage),
-            None if from_stage is None else self.time_in_stage.labels(funnel, from_stage),
+            _Counted(self.entries.labels(funnel, to_stage)),
+            _Counted(self.transitions.labels(funnel, from_stage or ENTRY, to_stage)),
+            _Observed(self.time_to_convert.labels(funnel, to_stage)),
+            None if from_stage is None else _Observed(self.time_in_stage.labels(funnel, from_stage)),
         )

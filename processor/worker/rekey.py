@@ -29,7 +29,6 @@ to the partition Kafka's default partitioner gives its contact. What this step k
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -37,7 +36,6 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.structs import ConsumerRecord
-from faust.types import TP, ChannelT
 from prometheus_client import CollectorRegistry, Counter
 
 from processor.config.settings import Settings
@@ -48,12 +46,12 @@ from processor.funnel.touchpoint import NOT_JSON, Invalid, check_not_ahead
 from processor.kafka.clients import rekeyed_topic
 from processor.kafka.connect import aiokafka_connection
 from processor.worker.agent import arrival_us
-from processor.worker.batch import behind_highwater
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
+from processor.worker.patches.partitionbatches import Taken
 from processor.worker.patches.skippedrecords import SkippedWatch, consumer_config
+from processor.worker.stage import Stage
 from processor.worker.state.sourcemarks import source_headers
-from processor.worker.transactions import WholeBatchCommits
 
 log = logging.getLogger(__name__)
 PLACEMENTS_KEPT = 200_000
@@ -67,7 +65,9 @@ def timestamp_ms(message: Any) -> int | None:
     return int(stamp) if isinstance(message, ConsumerRecord) else round(stamp * 1000)
 
 
-class Rekeyer:
+class Rekeyer(Stage):
+    doing = "the re-keying agent"
+
     def __init__(
         self,
         app: faust.App,
@@ -76,16 +76,19 @@ class Rekeyer:
         metrics: FunnelMetrics,
         registry: CollectorRegistry,
     ) -> None:
-        self.app, self.settings, self.metrics = app, settings, metrics
+        self.metrics = metrics
         self.decode = decoder(settings.input_format, mapping)
         self.target = rekeyed_topic(settings)
         self.source = app.topic(settings.topic_touchpoints, key_serializer="raw", value_serializer="raw")
         connection = aiokafka_connection(settings)
         self.gaps = SkippedWatch(consumer_config(connection), settings.app_id, lambda: app.consumer, "re-keying")
-        self.outbox: KafkaOutbox | FaustOutbox = (
+        super().__init__(
+            app,
+            settings,
             FaustOutbox(app, settings.topic_touchpoints)  # exactly_once: in the source partition's transaction
             if settings.processing_guarantee == "exactly_once"
-            else KafkaOutbox(connection, settings.partitions)
+            else KafkaOutbox(connection, settings.partitions),
+            settings.topic_touchpoints,
         )
         self.skipped = Counter(
             "funnel_input_skipped",
@@ -98,51 +101,26 @@ class Rekeyer:
         self.rekeyed = Counter(
             "funnel_rekeyed_touchpoints", "Input records re-keyed by contact to the internal topic", registry=registry
         )
-        self.pending: list[Any] = []  # events handled since the last flush, in order
-        self.opened = 0.0  # time.monotonic() of the first of them
-        self._lock = asyncio.Lock()
-        self.commits: WholeBatchCommits | None = None  # exactly_once: Faust commits between batches only
-        self._acker: faust.StreamT[bytes] | None = None
-        self._waiting: Any = None  # the stream's queue of fetched records
-        self._read_to: dict[TP, int] = {}  # source partition -> the offset after the last record taken
         self._placement: dict[bytes, int] = {}  # contact id -> its re-keyed partition
-        app.agent(self.source, name="funnel-rekey")(self.process)
+        app.agent(self.source, name="funnel-rekey")(self.run)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # faust types it narrower than it calls
 
-    async def process(self, stream: faust.StreamT[bytes]) -> None:
-        assert isinstance(stream, faust.Stream)
-        records = self._acker = stream.noack()
-        assert isinstance(records.channel, ChannelT)
-        self._waiting = records.channel.queue
-        await self.outbox.start()
-        if isinstance(self.outbox, FaustOutbox) and self.commits is None:
-            self.commits = WholeBatchCommits.of(self.app).join(self._lock, self.flush)
-        stale = asyncio.ensure_future(self._flush_when_stale())
-        try:
-            async for event in records.events():
-                async with self._lock:
-                    if self.commits is not None and not self.commits.open:
-                        continue  # exactly_once, transactions ended: delivered again after the rebalance
-                    message = event.message
-                    # First the records Faust left out just after taking on this partition.
-                    self.metrics.recovered.inc(await self.gaps.recover(message, self.forward))
-                    await self.forward(message)
-                    if not self.pending:
-                        self.opened = time.monotonic()
-                    self.pending.append(event)
-                    self._read_to[message.tp] = message.offset + 1
-                    if (
-                        len(self.pending) >= self.settings.batch_size
-                        or time.monotonic() - self.opened >= self.settings.batch_wait_s
-                        or self._nothing_waiting()
-                    ):
-                        await self.flush()
-        except Exception as exc:
-            await self._fail(exc)
-            raise
-        finally:
-            stale.cancel()
-            await self.outbox.stop()
+    async def take(self, event: Any) -> None:
+        """A source record Faust delivered itself (before the hand-over was installed)."""
+        message = event.message
+        # First the records Faust left out just after taking on this partition.
+        self.metrics.recovered.inc(await self.gaps.recover(message, self.forward))
+        await self.forward(message)
+        self.batch.add(event, message.partition)
+
+    async def list_taken(self, taken: Taken) -> None:
+        """First the records Faust left out just after taking on this partition."""
+        records = taken.records
+        self.metrics.recovered.inc(await self.gaps.recover(records[0], self.forward))
+        self.gaps.through(taken.tp.partition, records[-1].offset, len(records) - 1)
+
+    async def take_record(self, record: Any, context: Any) -> None:
+        await self.forward(record)
 
     async def forward(self, message: Any) -> None:
         """Re-key one source record, or dead-letter it, or pass it over."""
@@ -182,47 +160,24 @@ class Rekeyer:
 
     async def flush(self) -> None:
         """Await Kafka's acknowledgement of everything produced, then ack the source records to Faust."""
-        if not self.pending:
+        batch = self.batch
+        if not batch:
             return
         await self.outbox.delivered()  # raises if Kafka did not take them: the caller stops the worker
         acker = self._acker
-        assert acker is not None
-        for event in self.pending:
+        assert acker is not None, "records taken before the stream was set up"
+        for event in batch.records:
             await acker.ack(event)
-        self.pending = []
+        self.batches.ack(batch.taken)
+        batch.clear()
 
     def caught_up(self) -> bool:
         """Every source record read here is re-keyed and acknowledged, and none waits: the journeys
         agent's idle clock waits for that too, or a backlog here could fire drop-offs early."""
-        return not self.pending and self._nothing_waiting()
-
-    def _nothing_waiting(self) -> bool:
-        """No source record fetched and not yet taken, none on the broker behind the partitions read."""
-        if self._waiting is not None and not self._waiting.empty():
-            return False
-        return not behind_highwater(self.app.consumer, self._read_to)
-
-    async def _flush_when_stale(self) -> None:
-        """Flush what the stream left waiting (while rebalancing or stopping, see JourneyAgent)."""
-        wait = self.settings.batch_wait_s
-        while True:
-            await asyncio.sleep(wait)
-            if self.pending and time.monotonic() - self.opened >= wait:
-                async with self._lock:
-                    try:
-                        await self.flush()
-                    except Exception as exc:
-                        await self._fail(exc)
-                        return
-
-    async def _fail(self, exc: BaseException) -> None:
-        """Stop the worker, leaving the unacked records for a new one to re-key again."""
-        log.error("the re-keying agent failed (%s): stopping; unacked records will be read again", type(exc).__name__)
-        self.pending = []
-        await self.app.crash(exc)
+        return not self.batch and self.nothing_waiting()
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        self._read_to.clear()
+        self.rebalanced()
         self.gaps.clear()
 
 

@@ -45,7 +45,7 @@ def journey_document(agent: JourneyAgent, contact_id: str) -> dict[str, Any] | N
     raw = agent.journeys.get(contact_id.encode())
     if raw is None:
         return None
-    state = agent.layout.read(raw)[1]
+    state = agent.tasks.layout.read(raw)[1]
     funnels: dict[str, Any] = {}
     for funnel in agent.funnels:
         pos = state.positions.get(funnel.name)

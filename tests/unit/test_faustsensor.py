@@ -92,3 +92,30 @@ def test_nothing_is_counted_twice_over_several_scrapes() -> None:
     assert value("funnel_faust_total_events_total") == 100
     assert value("funnel_faust_active_messages") == 20
     assert value("funnel_faust_messages_received_per_topic_total", {"topic": "funnel.touchpoints"}) == 68
+
+
+def test_records_taken_in_partition_lists_are_counted_as_faust_counts_messages() -> None:
+    """processor/worker/patches/partitionbatches.py hands a partition's records over as one list."""
+    stock_registry, lean_registry = CollectorRegistry(), CollectorRegistry()
+    stock = PrometheusMonitor(FaustMetrics.create(stock_registry, "funnel_faust"))
+    lean = LeanPrometheusMonitor(FaustMetrics.create(lean_registry, "funnel_faust"))
+    tp = TOUCHPOINTS[0]
+    for offset in range(1, 11):
+        message: Any = FakeMessage()
+        stock.on_message_in(tp, offset, message)
+        if offset <= 6:
+            stock.on_message_out(tp, offset, message)
+    lean.on_records_in(tp, 10, 10)
+    lean.on_records_out(6)
+    lean.publish()
+    got = samples(lean_registry)
+    for name in (
+        "funnel_faust_messages_received_total",
+        "funnel_faust_active_messages",
+        "funnel_faust_messages_received_per_topic_total",
+        "funnel_faust_messages_received_per_topics_partition",
+    ):
+        assert {k: v for k, v in got.items() if k[0] == name} == {
+            k: v for k, v in samples(stock_registry).items() if k[0] == name
+        }, name
+    assert lean.tp_read_offsets[tp] == 10

@@ -10,7 +10,7 @@ from factories import Touchpoints, replay
 
 from processor.config.definitions import load_funnels
 from processor.funnel.codec import encode_state
-from processor.funnel.expiry import next_deadline
+from processor.funnel.journey import next_deadline
 from processor.funnel.state import ContactState
 from processor.worker.state.entry import EntryFormatError, Layout, decode_entry, encode_entry, entry_summary
 from processor.worker.state.stagecounts import StageCounts

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from factories import Touchpoints
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from processor.config.definitions import load_funnels
 from processor.funnel.engine import Engine
 from processor.funnel.touchpoint import from_dict
-from processor.worker.metrics import FunnelMetrics
+from processor.worker.metrics import DURATION_BUCKETS, FunnelMetrics
 from processor.worker.state.entry import Layout
 from processor.worker.state.stagecounts import StageCounts
 from processor.worker.state.store import JourneyStore
@@ -89,3 +89,45 @@ def test_stage_positions_give_each_funnels_stage_order() -> None:
     }
     assert sorted(positions, key=lambda stage: positions[stage] or 0) == list(funnel.stages)
     assert sorted(cast(list[float], list(positions.values()))) == list(range(1, len(funnel.stages) + 1))
+
+
+def test_counted_outputs_publish_exactly_what_prometheus_would_have_counted() -> None:
+    """Outputs are counted in plain integers and added to the series when the registry is read;
+    every read sees the figures Prometheus' own increments and observations would give."""
+    registry, metrics, *_ = setup()
+    funnel, stage = FUNNELS[0].name, FUNNELS[0].stages[0]
+    reference = CollectorRegistry()
+    histogram = Histogram("reference", "the same observations", buckets=DURATION_BUCKETS, registry=reference)
+    values = [0.0, 1e-9, 59.9, 60, 60.1, 600, 86400, 365 * 86400, 400 * 86400, 3.5e6]
+    for value in values:
+        histogram.observe(value)
+    outputs: list[Any] = [
+        {
+            "kind": "transition",
+            "funnel": funnel,
+            "from_stage": None,
+            "to_stage": stage,
+            "since_funnel_entry_s": v,
+            "time_in_previous_stage_s": None,
+        }
+        for v in values
+    ]
+    metrics.count(outputs)
+    want = {
+        (sample.name.removeprefix("reference"), sample.labels.get("le")): sample.value
+        for family in reference.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+    labels = {"funnel": funnel, "stage": stage}
+    for _ in range(2):  # two reads: nothing is counted twice
+        got = {
+            (sample.name.removeprefix("funnel_time_to_convert_seconds"), sample.labels.get("le")): sample.value
+            for family in registry.collect()
+            for sample in family.samples
+            if sample.name.startswith("funnel_time_to_convert_seconds")
+            and not sample.name.endswith("_created")
+            and {k: v for k, v in sample.labels.items() if k != "le"} == labels
+        }
+        assert got == want
+        assert registry.get_sample_value("funnel_stage_entries_total", labels) == len(values)

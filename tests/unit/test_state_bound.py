@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.config.definitions import PRESETS, load_funnels
-from processor.funnel.state import RECENT, Limits, event_hash
+from processor.funnel.journey import event_hash
+from processor.funnel.state import RECENT, Limits
 from processor.funnel.touchpoint import MAX_CAMPAIGN, MAX_CHANNEL, MAX_EVENT_ID, MAX_TYPE
 from processor.worker.state.entry import Layout, decode_entry, encode_entry
 

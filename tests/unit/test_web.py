@@ -1,6 +1,6 @@
 """The worker's web port without a broker: which pages exist, and who may query.
 
-The app is the one `funnel-processor worker` runs (processor.cli.worker.build_app), never
+The app is the one `funnel-processor worker` runs (processor.worker.bootstrap.build_app), never
 started: its aiohttp application is served on a loopback test server, so the settings
 may name any bind address (0.0.0.0 included) while nothing binds anywhere but
 127.0.0.1. What needs a running worker (answers, forwarding) is in
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from processor.cli.worker import build_app
 from processor.config.definitions import load_funnels
 from processor.config.settings import Secret, Settings
+from processor.worker.bootstrap import build_app
 from processor.worker.webaccess import is_loopback, query_access
 
 TOKEN = "0123456789abcdef0123456789abcdef-token"

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,15 @@ class SkippedWatch:
             )
         for record in missed:
             await handle(record)
-        await skip_in_commits(self._consumer(), message.tp, expected, offset)
+        await skip_in_commits(self._consumer(), TP(message.topic, partition), expected, offset)
         return len(missed)
+
+    def through(self, partition: int, offset: int, count: int) -> None:
+        """`count` records of the partition, up to `offset`, were taken in one list after the one
+        `recover` checked: the next is checked from the offset after it."""
+        expected, checked = self._watch.get(partition, (None, 0))
+        if expected is not None:
+            self._watch[partition] = (offset + 1, checked + count)
 
     def clear(self) -> None:
         """A rebalance: every partition is checked again from where the group starts."""

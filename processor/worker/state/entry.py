@@ -45,7 +45,7 @@ import orjson
 
 from processor.funnel.codec import decode_state, encode_state, max_state_bytes
 from processor.funnel.definition import Funnel
-from processor.funnel.expiry import next_deadline
+from processor.funnel.journey import next_deadline
 from processor.funnel.migration import Plan, Shape, migrate
 from processor.funnel.state import ContactState, Limits
 
