@@ -2,7 +2,8 @@
 journeys agent and the re-keyer), the outbox, the metrics and the web pages, and that
 starts it after the checks that must pass first.
 
-`processor/cli/worker.py` only reads the settings and calls `run`; tests build the same
+`processor/cli/worker.py` only reads the settings and calls `run` (handed to it by the entry
+point, processor/main.py); tests build the same
 app with `build` or `build_app`, without starting it.
 """
 
