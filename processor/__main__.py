@@ -1,5 +1,5 @@
 import sys
 
-from processor.cli import main
+from processor.main import main
 
 sys.exit(main())

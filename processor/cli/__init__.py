@@ -13,6 +13,7 @@ from importlib import metadata
 
 from processor.cli import replay, report, simulate, topics, worker
 from processor.cli.args import UsageError
+from processor.cli.worker import WorkerRunner
 from processor.funnel.definition import DefinitionError
 
 COMMANDS = (replay, report, simulate, topics, worker)
@@ -39,8 +40,11 @@ def version() -> str:
         return "(not installed)"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, run_worker: WorkerRunner | None = None) -> int:
+    """Run one command; the exit code. `run_worker` starts the stream worker (processor/main.py
+    gives it: the command line never imports the worker)."""
     args = build_parser().parse_args(argv)
+    args.run_worker = run_worker
     try:
         code: int = args.run(args)
     except DefinitionError as exc:

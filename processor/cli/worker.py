@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from collections.abc import Callable
 
 from processor.config.settings import Settings, SettingsError, documented
-from processor.worker.webaccess import query_access
+
+# Starts the worker with the settings and a way to say start-up notes; the exit code. Given by
+# processor/main.py (the entry point), since the command line never imports the worker itself.
+WorkerRunner = Callable[[Settings, Callable[[str], None]], int]
 
 
 def _fail(message: str) -> int:
@@ -31,16 +35,12 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     print("funnel-processor worker settings:\n" + settings.describe(), file=sys.stderr, flush=True)
-    notice = query_access(settings).notice
-    if notice is not None:
-        print(f"funnel-processor worker: {notice}", file=sys.stderr, flush=True)
-    # Faust and the Kafka clients load only for this command, keeping the others quick.
-    from processor.worker import bootstrap
-
-    try:
-        return bootstrap.run(settings, _say)
-    except bootstrap.NotReady as exc:
-        return _fail(str(exc))
+    run_worker: WorkerRunner | None = getattr(args, "run_worker", None)
+    if run_worker is None:
+        return _fail(
+            "this entry point cannot start the worker; run `funnel-processor worker` or `python -m processor worker`"
+        )
+    return run_worker(settings, _say)
 
 
 def settings_help(width: int = 79) -> str:

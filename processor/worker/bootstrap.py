@@ -2,7 +2,8 @@
 journeys agent and the re-keyer), the outbox, the metrics and the web pages, and that
 starts it after the checks that must pass first.
 
-`processor/cli/worker.py` only reads the settings and calls `run`; tests build the same
+`processor/cli/worker.py` only reads the settings and calls `run` (handed to it by the entry
+point, processor/main.py); tests build the same
 app with `build` or `build_app`, without starting it.
 """
 
@@ -111,6 +112,9 @@ def run(settings: Settings, say: Callable[[str], None]) -> int:
     against the definitions the stored journeys were written under, build the worker and run it
     until it stops. Raises `NotReady` before anything starts when a check fails; `say` takes the
     start-up check's notes (what changed), one line each."""
+    notice = query_access(settings).notice  # the query endpoints' access, when it needs saying
+    if notice is not None:
+        say(notice)
     funnels = load_funnels(settings.funnels, settings.breakdowns)
     try:  # reaching the broker (TCP, TLS, SASL: processor/kafka/connect.py), then its topics
         problems = kafkaio.check_partitions(settings)
