@@ -3,24 +3,28 @@ and whether its consumer group has committed the whole input.
 
 For the tests that need more than `processor.kafka.clients.read_topic` (which reads
 uncommitted records and never asks about a group): exactly_once, broker outages,
-compaction.
+compaction. And, for tests of bad input, every output and dead letter as the plain
+client reads them, read again until enough arrived (`outputs_of`, `letters_of`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from processor.config.settings import Settings
+from processor.kafka import clients as kafkaio
+from processor.kafka.clients import ConsumedRecord
 from processor.kafka.connection import Connection
 
 POLL_MS = 200
 _last_lags: dict[str, dict[int, int]] = {}  # topic -> partition -> lag, as last read
 IDLE_S = 2.0  # a read ends this long after the last new record once every partition reached its end
+OUTPUT_TIMEOUT_S = 90.0  # every good output and every dead letter through the worker
 
 
 def read_outputs(settings: Settings, *, committed_only: bool, topics: Iterable[str] | None = None) -> list[Any]:
@@ -117,3 +121,29 @@ def wait_caught_up(settings: Settings, timeout_s: float) -> float:
         time.sleep(1.0)
     by_partition = _last_lags.get(settings.topic_touchpoints)
     raise AssertionError(f"the worker's group still lags {lag} touchpoints after {timeout_s:g} s: {by_partition}")
+
+
+def read_until(read: Callable[[], list[Any]], enough: Callable[[list[Any]], bool], timeout_s: float) -> list[Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = read()
+        if enough(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(1.0)
+
+
+def outputs_of(settings: Settings, expect: int, timeout_s: float = OUTPUT_TIMEOUT_S) -> list[dict[str, Any]]:
+    def read() -> list[dict[str, Any]]:
+        topics = (settings.topic_transitions, settings.topic_dropoffs)
+        return [
+            orjson.loads(cast(bytes, r.value)) for t in topics for r in kafkaio.read_topic(settings, t, timeout_s=1.0)
+        ]
+
+    return read_until(read, lambda got: len({o["id"] for o in got}) >= expect, timeout_s)
+
+
+def letters_of(settings: Settings, expect: int, timeout_s: float = OUTPUT_TIMEOUT_S) -> list[ConsumedRecord]:
+    def read() -> list[ConsumedRecord]:
+        return kafkaio.read_topic(settings, settings.topic_deadletter, timeout_s=1.0)
+
+    return read_until(read, lambda got: len({r.value for r in got}) >= expect, timeout_s)

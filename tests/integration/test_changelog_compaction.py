@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 import pytest
+from expected import assert_same_outputs, oracle, simulate
 from kafka import KafkaConsumer, TopicPartition
 from kafkaread import read_outputs, wait_caught_up
-from test_worker_matches_replay import assert_same_outputs, oracle, simulate
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio

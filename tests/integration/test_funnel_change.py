@@ -22,11 +22,10 @@ from urllib.parse import quote
 
 import orjson
 import pytest
+from expected import PARTITIONS, assert_same_outputs, collect, simulate
 from factories import replay
-from test_worker_matches_replay import PARTITIONS, assert_same_outputs, collect, simulate
-from test_worker_queries import get_json
-from test_worker_restarts import worker_env
-from test_worker_startup_errors import assert_one_clear_message, start_worker
+from webclient import get_json
+from workers import assert_one_clear_message, run_expecting_exit, worker_env
 
 from processor.config.definitions import PRESET_DIR, PRESETS, load_file, load_funnels
 from processor.config.settings import Settings
@@ -161,7 +160,7 @@ def test_a_changed_funnel_carries_every_journey_on_by_stage_name(
         if (pos := state.positions.get("b2b-sales")) is not None and pos.stage == 2
     )
     assert in_prospect > 0
-    refusal = start_worker(env_removed)
+    refusal = run_expecting_exit(env_removed)
     assert refusal.code == 2, refusal.output[-3000:]
     assert_one_clear_message(refusal, "'b2b-sales'", "'prospect'", f"{in_prospect:,} stored contacts", '"removed"')
     assert "\n" not in refusal.message, refusal.message

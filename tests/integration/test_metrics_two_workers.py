@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 import pytest
+from expected import oracle, simulate
 from prometheus_client.parser import text_string_to_metric_families
-from test_worker_matches_replay import oracle, simulate
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 import pytest
-from test_worker_matches_replay import assert_same_outputs, collect, oracle
+from expected import assert_same_outputs, collect, oracle
 
 from localbrokers.tlsfiles import CertificateAuthority, make_ca
 from processor.config.definitions import PRESETS

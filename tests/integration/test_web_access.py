@@ -14,21 +14,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
-import orjson
 import pytest
 from factories import line, touchpoint
+from webclient import TOKEN, get, path_of, poll
 
 from processor.kafka import clients as kafkaio
 from processor.worker.agent import default_partition
 
-TOKEN = "f3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 # One of each kind of character a path must carry encoded; '..' would be a path step if sent as dots.
 TRICKY_IDS = ["acme/eu/42", "50%off", "x%2Fy", "jane doe", "Zoë Ünïcødé 東京", "..", ".", "a+b?c#d&e=f;g"]
 PLAIN_IDS = [f"plain-{n}" for n in range(12)]
@@ -37,36 +33,6 @@ BUILTIN += ["/performance/"]
 ANSWER_TIMEOUT_S = 60.0  # a touchpoint through the worker until its journey is answered
 SETTLE_TIMEOUT_S = 90.0  # two workers of one group share the partitions
 STARTUP_EXIT_S = 30.0
-
-
-def path_of(contact_id: str) -> str:
-    """How a client puts an id in the path: every reserved character percent-encoded, dots too."""
-    return "/journeys/" + quote(contact_id, safe="").replace(".", "%2E") + "/"
-
-
-def get(port: int, path: str, token: str | None = None, **headers: str) -> tuple[int, dict[str, str], Any]:
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            status, head, body = response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        status, head, body = error.code, dict(error.headers), error.read()
-    try:
-        return status, head, orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return status, head, body.decode(errors="replace")
-
-
-def poll(port: int, path: str, token: str | None, done: Callable[[int, Any], bool], timeout_s: float) -> Any:
-    deadline, status, body = time.monotonic() + timeout_s, 0, None
-    while time.monotonic() < deadline:
-        status, _, body = get(port, path, token)
-        if done(status, body):
-            return body
-        time.sleep(0.3)
-    pytest.fail(f"GET {path} on port {port}: still {status} {body!r:.300} after {timeout_s} s")
 
 
 def touchpoints(contact_ids: list[str]) -> list[bytes]:

@@ -3,50 +3,37 @@
 A corpus of bad records goes in among simulated good ones. Each bad record must come out
 on the dead-letter topic with its reason, its source (topic, partition and offset as Kafka
 stored it), its payload and its key; the good records must give exactly the outputs of the
-file replay of the good records alone, per partition (the oracle of
-test_worker_matches_replay); and the worker must neither crash nor restart.
+file replay of the good records alone, per partition (`expected.oracle_of_stored`); and the
+worker must neither crash nor restart.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from factories import replay_partitions, touchpoint
-from kafka import KafkaProducer
-from test_worker_matches_replay import assert_same_outputs, simulate
+from badrecords import Bad, produce_each, sized
+from expected import assert_same_outputs, oracle_of_stored, simulate
+from factories import touchpoint
+from kafkaread import letters_of, outputs_of
+from workers import assert_never_restarted, start_ready_worker
 
-from processor.config.definitions import PRESETS
 from processor.config.schemas import validator
-from processor.config.settings import Settings
 from processor.funnel.timefmt import parse_time
 from processor.kafka import clients as kafkaio
 from processor.kafka.clients import ConsumedRecord
-from processor.kafka.connection import Connection
 from processor.worker.agent import default_partition
 
 PARTITIONS = 4
 GOOD_TOUCHPOINTS = 300
 LIMIT = 64 * 1024  # the SPEC's record size limit, in bytes
-OUTPUT_TIMEOUT_S = 90.0  # every good output and every dead letter through the worker
 WHEN = "2026-01-02T00:00:00Z"  # event time of the records made here unless a test says otherwise
-
-
-@dataclass(frozen=True)
-class Bad:
-    name: str
-    reason: str  # the dead-letter reason code expected
-    value: bytes | None  # None: a record with no value (a tombstone)
-    key: bytes | None
-    partition: int | None = None  # produced to this partition instead of the key's
 
 
 def doc(name: str, **changes: Any) -> dict[str, Any]:
@@ -57,14 +44,6 @@ def doc(name: str, **changes: Any) -> dict[str, Any]:
 
 def bad_doc(name: str, reason: str, key: bytes | None = None, **changes: Any) -> Bad:
     return Bad(name, reason, orjson.dumps(doc(name, **changes)), name.encode() if key is None else key)
-
-
-def sized(document: dict[str, Any], size: int) -> bytes:
-    """The document with a 'blob' property padded so that its JSON is exactly `size` bytes."""
-    bare = len(orjson.dumps({**document, "properties": {"blob": ""}}))
-    value = orjson.dumps({**document, "properties": {"blob": "x" * (size - bare)}})
-    assert len(value) == size
-    return value
 
 
 def corpus() -> list[Bad]:
@@ -139,17 +118,6 @@ def interleave(goods: list[bytes], bads: list[Bad]) -> list[tuple[bytes | None, 
     return records
 
 
-def produce_each(settings: Settings, topic: str, records: Iterable[Bad]) -> None:
-    """Records one by one, in order, each to its chosen partition if it has one (which
-    kafkaio.produce_records leaves to the partitioner) and with a null value if it has none."""
-    producer = KafkaProducer(**Connection.of(settings).kafka_python(), acks="all")
-    try:
-        for bad in records:
-            producer.send(topic, key=bad.key, value=bad.value, partition=bad.partition).get(timeout=30)
-    finally:
-        producer.close()
-
-
 def locate(stored: list[ConsumedRecord], bads: list[Bad]) -> dict[tuple[int, int], Bad]:
     """Where Kafka stored each bad record: (partition, offset) -> the record."""
     by_value = {bad.value: bad for bad in bads}
@@ -158,43 +126,6 @@ def locate(stored: list[ConsumedRecord], bads: list[Bad]) -> dict[tuple[int, int
     for (partition, _), bad in found.items():
         assert bad.partition in (None, partition), f"{bad.name} went to partition {partition}"
     return found
-
-
-def oracle(stored: list[ConsumedRecord], bad: Iterable[tuple[int, int]]) -> dict[str, dict[str, Any]]:
-    """Outputs by id: each partition's good records, in stored order, replayed with their own clock."""
-    skip = set(bad)
-    by_partition: dict[int, list[bytes]] = defaultdict(list)
-    for record in stored:
-        if (record.partition, record.offset) not in skip:
-            assert record.value is not None
-            by_partition[record.partition].append(record.value)
-    return replay_partitions(PRESETS, by_partition.values(), check=False)
-
-
-def read_until(read: Callable[[], list[Any]], enough: Callable[[list[Any]], bool], timeout_s: float) -> list[Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = read()
-        if enough(got) or time.monotonic() > deadline:
-            return got
-        time.sleep(1.0)
-
-
-def outputs_of(settings: Settings, expect: int, timeout_s: float = OUTPUT_TIMEOUT_S) -> list[dict[str, Any]]:
-    def read() -> list[dict[str, Any]]:
-        topics = (settings.topic_transitions, settings.topic_dropoffs)
-        return [
-            orjson.loads(cast(bytes, r.value)) for t in topics for r in kafkaio.read_topic(settings, t, timeout_s=1.0)
-        ]
-
-    return read_until(read, lambda got: len({o["id"] for o in got}) >= expect, timeout_s)
-
-
-def letters_of(settings: Settings, expect: int, timeout_s: float = OUTPUT_TIMEOUT_S) -> list[ConsumedRecord]:
-    def read() -> list[ConsumedRecord]:
-        return kafkaio.read_topic(settings, settings.topic_deadletter, timeout_s=1.0)
-
-    return read_until(read, lambda got: len({r.value for r in got}) >= expect, timeout_s)
 
 
 def as_text(raw: bytes | None) -> tuple[str, str]:
@@ -238,25 +169,6 @@ def check_letters(records: list[ConsumedRecord], located: dict[tuple[int, int], 
     return problems
 
 
-def assert_never_restarted(proc: Any) -> None:
-    """Still the one process it was started as, and a clean exit on SIGTERM without a crash in its log."""
-    assert proc.process.poll() is None, f"the worker exited with {proc.process.returncode}"
-    assert proc.stop() == 0
-    log = proc.log_text()
-    pids = set(re.findall(r"^\[[^\]]+\] \[(\d+)\]", log, re.MULTILINE))
-    assert pids == {str(proc.pid)}, f"log lines from processes {pids}, expected only {proc.pid}"
-    for sign in ("Traceback", "crash", "Restarting dead"):
-        found = re.search(f"^.*{sign}.*$", log, re.MULTILINE | re.IGNORECASE)
-        assert found is None, f"worker log shows {sign!r}: {found and found.group(0)[:300]}\n{log[-3000:]}"
-
-
-def start_worker(broker: Any, names: Any, worker: Callable[..., Any], free_port: Callable[[], int]) -> Any:
-    env = broker.env(names, idle_after="1d", store="memory", web_port=free_port())
-    proc = worker(env)
-    proc.wait_ready()
-    return proc
-
-
 def test_every_bad_record_is_dead_lettered_once_and_every_good_one_processed(
     broker: Any, topics: Callable[..., Any], worker: Callable[..., Any], free_port: Callable[[], int], tmp_path: Path
 ) -> None:
@@ -270,9 +182,9 @@ def test_every_bad_record_is_dead_lettered_once_and_every_good_one_processed(
     produce_each(settings, names.touchpoints, [bad for bad in bads if bad.partition is not None])
     stored = kafkaio.read_topic(settings, names.touchpoints, timeout_s=2.0, expect=len(goods) + len(bads))
     located = locate(stored, bads)
-    expected = oracle(stored, located)
+    expected = oracle_of_stored(stored, located)
 
-    proc = start_worker(broker, names, worker, free_port)
+    proc = start_ready_worker(broker, names, worker, free_port)
     letters = letters_of(settings, len(located))
     problems = check_letters(letters, located, names.touchpoints)
     assert not problems, f"{len(problems)} dead-letter problems:\n" + "\n".join(problems)
@@ -294,7 +206,7 @@ def test_a_known_contact_produced_to_another_partition_is_dead_lettered(
     neighbour = next(n for i in count() if default_partition((n := f"neighbour-{i}").encode(), PARTITIONS) == wrong)
     first = orjson.dumps(doc("known", occurred_at="2026-01-02T00:00:00Z"))
     kafkaio.produce_records(settings, names.touchpoints, [(b"known", first)])
-    proc = start_worker(broker, names, worker, free_port)
+    proc = start_ready_worker(broker, names, worker, free_port)
     entries = outputs_of(settings, 3)  # page_view enters b2b-sales, aida and customer-journey
     assert {o["contact_id"] for o in entries} == {"known"} and len(entries) >= 3, entries
     time.sleep(0.5)  # its state is written right after Kafka acknowledged the outputs
@@ -310,7 +222,7 @@ def test_a_known_contact_produced_to_another_partition_is_dead_lettered(
     produce_each(settings, names.touchpoints, [before, elsewhere, after])
     stored = kafkaio.read_topic(settings, names.touchpoints, timeout_s=2.0, expect=4)
     located = locate(stored, [elsewhere])
-    expected = oracle(stored, located)
+    expected = oracle_of_stored(stored, located)
 
     got = outputs_of(settings, len(expected))  # the neighbour's last outputs come after the bad record
     problems = check_letters(letters_of(settings, 1, timeout_s=5.0), located, names.touchpoints)
@@ -331,9 +243,9 @@ def test_a_record_without_a_value_is_dead_lettered(
     produce_each(settings, names.touchpoints, [tombstone, good])
     stored = kafkaio.read_topic(settings, names.touchpoints, timeout_s=2.0, expect=2)
     located = locate(stored, [tombstone])
-    expected = oracle(stored, located)
+    expected = oracle_of_stored(stored, located)
 
-    proc = start_worker(broker, names, worker, free_port)
+    proc = start_ready_worker(broker, names, worker, free_port)
     got = outputs_of(settings, len(expected))
     problems = check_letters(letters_of(settings, 1, timeout_s=5.0), located, names.touchpoints)
     assert not problems, "\n".join(problems)

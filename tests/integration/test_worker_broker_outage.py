@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from expected import PARTITIONS, assert_same_outputs, oracle, simulate
 from kafkaread import group_lag, read_outputs, wait_caught_up
-from test_worker_matches_replay import PARTITIONS, assert_same_outputs, oracle, simulate
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio

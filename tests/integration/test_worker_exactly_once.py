@@ -21,9 +21,8 @@ from typing import Any
 
 import orjson
 import pytest
+from expected import PARTITIONS, assert_same_outputs, oracle, simulate, simulate_in_format
 from kafkaread import group_lag, read_outputs, records_not_committed, wait_caught_up
-from test_worker_input_formats import simulate as simulate_as
-from test_worker_matches_replay import PARTITIONS, assert_same_outputs, oracle, simulate
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
@@ -95,7 +94,7 @@ def test_a_killed_exactly_once_worker_on_segment_events_rekeys_and_outputs_each_
     """The re-keyer under exactly_once: the re-keyed copy of a source record is written in the
     transaction that commits that record's source offset (processor/worker/rekey.py), so after a SIGKILL
     no source record is re-keyed twice and no output is committed twice."""
-    native, shaped, mapping = simulate_as(tmp_path, "segment", TOUCHPOINTS, seed=23)
+    native, shaped, mapping = simulate_in_format(tmp_path, "segment", TOUCHPOINTS, seed=23)
     names = topics(PARTITIONS, create=False)
     broker.create_topic(names.touchpoints, 1)  # one source partition: the re-keyed order is the source's
     env = broker.env(

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from expected import assert_same_outputs, oracle_of_stored
 from factories import line, touchpoint
-from test_worker_bad_input import assert_never_restarted, letters_of, oracle, outputs_of, start_worker
-from test_worker_matches_replay import assert_same_outputs
+from kafkaread import letters_of, outputs_of
+from workers import assert_never_restarted, start_ready_worker
 
 from processor.cli import main
 from processor.config.definitions import PRESETS
@@ -108,9 +109,9 @@ def test_the_worker_refuses_what_replay_now_refuses_and_emits_what_it_emits(
     assert set(expected_letters) == refused  # the replay refuses the two, keeps the one within 5 minutes
     assert {letter["reason"] for letter in expected_letters.values()} == {"future_timestamp"}
     # ... and what it emits is the replay of the traffic without them (no --now, no bound at all).
-    assert expected == oracle(stored, refused)
+    assert expected == oracle_of_stored(stored, refused)
 
-    proc = start_worker(broker, names, worker, free_port)
+    proc = start_ready_worker(broker, names, worker, free_port)
     got = outputs_of(settings, len(expected))
     dead = letters_of(settings, len(refused), timeout_s=30.0)
     repeats = assert_same_outputs(got, expected)

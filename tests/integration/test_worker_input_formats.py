@@ -23,13 +23,12 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 import pytest
+from expected import assert_same_outputs, collect, oracle, simulate_in_format
 from factories import replay_partitions
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from test_worker_bad_input import assert_never_restarted, letters_of, outputs_of
-from test_worker_matches_replay import assert_same_outputs, collect, oracle
-from test_worker_restarts import wait_for_outputs, worker_env
+from kafkaread import letters_of, outputs_of
+from workers import assert_never_restarted, wait_for_outputs, worker_env
 
-from processor.cli import main
 from processor.config.definitions import PRESETS
 from processor.config.schemas import validator
 from processor.config.settings import Settings
@@ -43,23 +42,7 @@ from processor.worker.state.sourcemarks import origin
 PARTITIONS = 4
 TOUCHPOINTS = 6_000  # over 5,000 events in either shape
 OUTPUT_TIMEOUT_S = 300.0
-MAPPING = {
-    "events": {"Order Completed": "purchase", "Product Added": "cart_add", "Signed Up": "newsletter_signup"},
-    "channel_rules": [{"medium": "cpc", "source": "linkedin", "channel": "paid_social"}],
-}
 FORMATS = ("segment", "snowplow")
-
-
-def simulate(tmp_path: Path, fmt: str, touchpoints: int, seed: int) -> tuple[list[bytes], list[bytes], Path]:
-    """(native touchpoint lines, the same touchpoints as `fmt` events, the mapping file)."""
-    mapping = tmp_path / "mapping.json"
-    mapping.write_bytes(orjson.dumps(MAPPING))
-    funnels = [arg for name in PRESETS for arg in ("--funnel", name)]
-    common = ["simulate", *funnels, "--touchpoints", str(touchpoints), "--seed", str(seed), "--days", "30"]
-    native, shaped = tmp_path / "touchpoints.jsonl", tmp_path / f"{fmt}.jsonl"
-    assert main([*common, "--output", str(native)]) == 0
-    assert main([*common, "--format", fmt, "--mapping", str(mapping), "--output", str(shaped)]) == 0
-    return native.read_bytes().splitlines(), shaped.read_bytes().splitlines(), mapping
 
 
 @pytest.fixture
@@ -120,7 +103,7 @@ def test_events_keyed_by_message_id_give_the_replay_of_the_same_touchpoints(
     tmp_path: Path,
     fmt: str,
 ) -> None:
-    native, shaped, mapping = simulate(tmp_path, fmt, TOUCHPOINTS, seed=5)
+    native, shaped, mapping = simulate_in_format(tmp_path, fmt, TOUCHPOINTS, seed=5)
     assert len(shaped) >= 5_000
     names, settings = source_topics(1, fmt, mapping)
     expected = oracle(native, PARTITIONS)
@@ -147,7 +130,7 @@ def test_a_rekeyed_record_keeps_the_source_timestamp_and_names_its_source(
     tmp_path: Path,
 ) -> None:
     """The bound on the future measures the original's arrival: the re-keyed copy carries its timestamp."""
-    native, shaped, mapping = simulate(tmp_path, "segment", 200, seed=8)
+    native, shaped, mapping = simulate_in_format(tmp_path, "segment", 200, seed=8)
     names, settings = source_topics(1, "segment", mapping)
     stamp_ms = int(time.time() * 1000) - 60_000  # after every simulated time, before the worker's wall clock
     kafkaio.produce_lines(settings, names.touchpoints, shaped, fmt="segment", timestamp_ms=stamp_ms)
@@ -209,7 +192,7 @@ def test_bad_events_are_dead_lettered_with_their_source_and_the_rest_goes_on(
     tmp_path: Path,
     fmt: str,
 ) -> None:
-    native, shaped, mapping = simulate(tmp_path, fmt, 300, seed=11)
+    native, shaped, mapping = simulate_in_format(tmp_path, fmt, 300, seed=11)
     names, settings = source_topics(1, fmt, mapping)
     id_field = "messageId" if fmt == "segment" else "event_id"
     bads = bad_records(fmt)
@@ -261,7 +244,7 @@ def test_a_killed_worker_on_segment_events_keyed_by_message_id_loses_nothing(
     tmp_path: Path,
 ) -> None:
     """SIGKILL mid-stream: the restarted worker re-keys again what was not acked, and applies no copy twice."""
-    native, shaped, mapping = simulate(tmp_path, "segment", 20_000, seed=13)
+    native, shaped, mapping = simulate_in_format(tmp_path, "segment", 20_000, seed=13)
     names, settings = source_topics(1, "segment", mapping)
     env = worker_env(broker, names, free_port, input_format="segment", input_mapping=mapping)
     expected = oracle(native, PARTITIONS)
@@ -290,7 +273,7 @@ def test_a_source_over_several_partitions_is_rekeyed_once_per_record_and_replaye
 ) -> None:
     """Keyed by message id over 3 partitions: every touchpoint reaches the journeys exactly once, and each
     re-keyed partition gives the replay of the touchpoints in the order it received them."""
-    native, shaped, mapping = simulate(tmp_path, "snowplow", 4_000, seed=17)
+    native, shaped, mapping = simulate_in_format(tmp_path, "snowplow", 4_000, seed=17)
     names, settings = source_topics(3, "snowplow", mapping)
     kafkaio.produce_lines(settings, names.touchpoints, shaped, fmt="snowplow")
     proc = worker(worker_env(broker, names, free_port, input_format="snowplow", input_mapping=mapping))

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from test_web_access import TOKEN, get, path_of, poll
-from test_worker_bad_input import Bad, produce_each, sized
+from badrecords import Bad, produce_each, sized
+from webclient import TOKEN, get, path_of, poll
 
 from processor.kafka import clients as kafkaio
 from processor.worker.agent import default_partition

@@ -11,20 +11,12 @@ from typing import Any
 import orjson
 from factories import touchpoint
 from prometheus_client.parser import text_string_to_metric_families
+from webclient import get_json
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
 
 QUERY_TIMEOUT_S = 60.0
-
-
-def get_json(url: str) -> tuple[int, Any]:
-    """(status, JSON body) of a GET on the worker's web port."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
 
 
 def test_journey_and_funnel_counts_are_served(

@@ -9,45 +9,27 @@ repeats only as exact copies (at-least-once), counted and printed.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 import pytest
-from test_worker_matches_replay import PARTITIONS, assert_same_outputs, collect, oracle, simulate
-from test_worker_queries import get_json
+from expected import PARTITIONS, assert_same_outputs, collect, oracle, simulate
+from webclient import get_json
+from workers import wait_for_outputs, worker_env
 
 from processor.config.settings import Settings
 from processor.kafka import clients as kafkaio
 from processor.worker.agent import default_partition
 
 TOUCHPOINTS = 20_000
-PROGRESS_TIMEOUT_S = 120.0
 OUTPUT_TIMEOUT_S = 300.0
-
-
-def worker_env(broker: Any, names: Any, free_port: Callable[[], int], **overrides: Any) -> dict[str, str]:
-    """RocksDB store; on Tansu the lane's workarounds apply (conftest: TANSU_WORKAROUNDS)."""
-    overrides.setdefault("web_port", free_port())
-    env: dict[str, str] = broker.env(names, idle_after="1d", store="rocksdb", **overrides)
-    return env
 
 
 def got_so_far(settings: Settings) -> list[dict[str, Any]]:
     records = kafkaio.read_topic(settings, settings.topic_transitions, timeout_s=0.5)
     return [orjson.loads(cast(bytes, r.value)) for r in records]
-
-
-def wait_for_outputs(settings: Settings, at_least: int) -> int:
-    deadline = time.monotonic() + PROGRESS_TIMEOUT_S
-    while time.monotonic() < deadline:
-        seen = len(kafkaio.read_topic(settings, settings.topic_transitions, timeout_s=0.5, expect=at_least))
-        if seen >= at_least:
-            return seen
-        time.sleep(0.5)
-    pytest.fail(f"fewer than {at_least} transitions within {PROGRESS_TIMEOUT_S} s")
 
 
 @pytest.mark.also_on_tansu

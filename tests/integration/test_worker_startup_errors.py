@@ -7,58 +7,17 @@ Python traceback (README: Configuration, "ends the worker with one message").
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
+from workers import EXIT_WITHIN_S, assert_one_clear_message, run_expecting_exit
 
 from processor.kafka import clients as kafkaio
-
-EXIT_WITHIN_S = 20.0  # every refusal, the unreachable broker included
-SETTINGS_HEADER = "funnel-processor worker settings:"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    code: int
-    message: str  # stderr without the settings the worker prints first
-    output: str  # stdout and stderr, whole
-    seconds: float
-
-
-def start_worker(env: dict[str, str]) -> Refusal:
-    started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "processor", "worker"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=EXIT_WITHIN_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the worker was still running after {EXIT_WITHIN_S} s (killed):\n{exc.stderr!r:.3000}")
-    lines = [line for line in done.stderr.splitlines() if line != SETTINGS_HEADER and not line.startswith("FUNNEL_")]
-    message = "\n".join(lines).strip()
-    return Refusal(done.returncode, message, done.stdout + done.stderr, time.monotonic() - started)
-
-
-def assert_one_clear_message(refusal: Refusal, *needles: str) -> None:
-    assert "Traceback" not in refusal.output, refusal.output[-3000:]
-    assert refusal.message.startswith("funnel-processor worker: "), refusal.output[-3000:]
-    assert "\n\n" not in refusal.message and refusal.message.count("funnel-processor worker:") == 1, refusal.message
-    for needle in needles:
-        assert needle in refusal.message, f"{needle!r} not in the message:\n{refusal.message}"
 
 
 def test_an_unreachable_broker_ends_the_worker_naming_it(broker: Any, free_port: Callable[[], int]) -> None:
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    refusal = start_worker(broker.env(broker_url=f"kafka://{address}"))
+    refusal = run_expecting_exit(broker.env(broker_url=f"kafka://{address}"))
     assert refusal.code != 0
     assert refusal.seconds < EXIT_WITHIN_S
     assert_one_clear_message(refusal, address, "FUNNEL_BROKER_URL")
@@ -66,14 +25,14 @@ def test_an_unreachable_broker_ends_the_worker_naming_it(broker: Any, free_port:
 
 
 def test_a_value_that_is_not_a_number_is_refused_naming_the_variable(broker: Any, topics: Callable[..., Any]) -> None:
-    refusal = start_worker(broker.env(topics(4, create=False), partitions="eight"))
+    refusal = run_expecting_exit(broker.env(topics(4, create=False), partitions="eight"))
     assert refusal.code == 2
     assert_one_clear_message(refusal, "FUNNEL_PARTITIONS", "eight")
 
 
 def test_missing_topics_are_refused_saying_what_to_run(broker: Any, topics: Callable[..., Any]) -> None:
     names = topics(4, create=False)
-    refusal = start_worker(broker.env(names))
+    refusal = run_expecting_exit(broker.env(names))
     assert refusal.code == 2
     assert_one_clear_message(refusal, "funnel-processor topics create", names.touchpoints)
     settings = broker.settings(names)
@@ -83,7 +42,7 @@ def test_missing_topics_are_refused_saying_what_to_run(broker: Any, topics: Call
 
 def test_a_partition_count_mismatch_is_refused_explaining_it(broker: Any, topics: Callable[..., Any]) -> None:
     names = topics(2)
-    refusal = start_worker(broker.env(names, partitions=4))
+    refusal = run_expecting_exit(broker.env(names, partitions=4))
     assert refusal.code == 2
     explained = (names.touchpoints, "2 partitions", "FUNNEL_PARTITIONS is 4", "FUNNEL_PARTITIONS=2")
     assert_one_clear_message(refusal, *explained)
@@ -94,6 +53,6 @@ def test_a_partition_count_mismatch_is_refused_explaining_it(broker: Any, topics
 def test_a_misspelt_variable_is_refused_with_a_suggestion(broker: Any, topics: Callable[..., Any]) -> None:
     env = broker.env(topics(4))
     env["FUNNEL_PARTITONS"] = env.pop("FUNNEL_PARTITIONS")
-    refusal = start_worker(env)
+    refusal = run_expecting_exit(env)
     assert refusal.code == 2
     assert_one_clear_message(refusal, "FUNNEL_PARTITONS", "did you mean FUNNEL_PARTITIONS?")

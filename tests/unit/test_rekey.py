@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from aiokafka.structs import ConsumerRecord
-from test_outbox import FakeProducer, outbox_over
+from fakes import FakeProducer, outbox_over
 
 from processor.funnel.formats import as_touchpoint
 from processor.funnel.touchpoint import from_dict

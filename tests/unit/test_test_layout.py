@@ -4,7 +4,10 @@ A fixture defined in two places is two fixtures with one name: which one a test 
 depends on where it sits, and a fix to one misses the other. A fixture more than one
 module needs belongs in a conftest. A helper another module imports is public: ruff's
 SLF rule catches `obj._name` across modules, not `from module import _name`, so that
-is checked here. Each check is shown failing on a planted fault.
+is checked here. A test module imports from no other test module: a helper two modules
+need lives in a support module named after what it holds (`tests/factories.py`,
+`tests/integration/workers.py`, `tests/unit/fakes.py`...), so moving or deleting a test
+never breaks another. Each check is shown failing on a planted fault.
 """
 
 from __future__ import annotations
@@ -44,6 +47,22 @@ def private_imports(sources: dict[str, str]) -> list[str]:
     return found
 
 
+def imports_of_test_modules(sources: dict[str, str]) -> list[str]:
+    """Imports of a test module (`test_*.py`) by any module of the tests, at any depth."""
+    tests = {Path(path).stem for path in sources if Path(path).name.startswith("test_")}
+    found = []
+    for path, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path}: {module}" for module in modules if module.split(".")[0] in tests]
+    return found
+
+
 def sources() -> dict[str, str]:
     return {str(path.relative_to(TESTS)): path.read_text() for path in sorted(TESTS.rglob("*.py"))}
 
@@ -59,6 +78,13 @@ def test_no_module_imports_a_private_name_of_another() -> None:
     assert private_imports(sources()) == []
 
 
+def test_no_module_imports_a_test_module() -> None:
+    found = sources()
+    assert sum(Path(path).name.startswith("test_") for path in found) > 50, "no test modules found: the scan is broken"
+    moved = "move the shared helper into a support module named after what it holds"
+    assert imports_of_test_modules(found) == [], moved
+
+
 def test_the_checks_fail_on_a_planted_fault() -> None:
     planted = {
         "integration/conftest.py": "import pytest\n\n@pytest.fixture\ndef broker():\n    return 1\n",
@@ -67,3 +93,17 @@ def test_the_checks_fail_on_a_planted_fault() -> None:
     }
     assert fixtures(planted)["broker"] == ["integration/conftest.py", "integration/test_a.py"]
     assert private_imports(planted) == ["integration/test_b.py: test_a._helper"]
+
+
+def test_the_test_module_import_check_fails_on_a_planted_fault() -> None:
+    planted = {
+        "integration/test_a.py": "def helper():\n    pass\n",
+        "integration/test_b.py": "from test_a import helper\nfrom expected import oracle\nfrom testing import x\n",
+        "integration/workers.py": "def start():\n    import test_a\n",
+        "unit/test_c.py": "from . import test_a\nimport pytest, test_b.sub\n",
+    }
+    assert imports_of_test_modules(planted) == [
+        "integration/test_b.py: test_a",
+        "integration/workers.py: test_a",
+        "unit/test_c.py: test_b.sub",
+    ]
