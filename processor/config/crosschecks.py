@@ -5,12 +5,28 @@ Each raises SettingsError naming the variable to change; `Settings` runs them wh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from processor.config.variables import SASL_VARS, SSL_VARS, TOPICS, VARS, SettingsError
 
-if TYPE_CHECKING:
-    from processor.config.settings import Settings
+
+class Settings(Protocol):
+    """What the checks read of `processor.config.settings.Settings` (named here, not imported:
+    settings.py runs these checks, so importing it back would tie the two in a circle). The
+    topic, SASL and TLS variables are read by name through `value`."""
+
+    @property
+    def security_protocol(self) -> str: ...
+    @property
+    def ssl_certfile(self) -> object | None: ...
+    @property
+    def ssl_keyfile(self) -> object | None: ...
+    @property
+    def ssl_key_password(self) -> object | None: ...
+    @property
+    def web_token(self) -> object | None: ...
+    @property
+    def web_allow_unauthenticated_queries(self) -> str: ...
 
 
 def value(settings: Settings, var: str) -> Any:
