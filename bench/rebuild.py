@@ -4,7 +4,7 @@
 
 No broker and no Faust: the journeys table is a dict holding the entries case 6c
 writes to the changelog (the core's states after the simulated input, replicated
-under new contact ids), and the rebuild runs as the worker's `engine_for` runs it
+under new contact ids), and the rebuild runs as `worker/task.Tasks.for_partition` runs it
 for each of 4 partitions. Two ways are timed over the same table:
 
 - headers: `stored_by_partition` over the table's items, reading each entry's header

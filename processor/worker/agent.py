@@ -29,7 +29,7 @@ from processor.funnel.deadletter import dead_letter, topic_source
 from processor.funnel.engine import DUPLICATE, LATE, Engine
 from processor.funnel.outputs import Output
 from processor.funnel.touchpoint import KEY_MISMATCH, NOT_JSON, Invalid, check_not_ahead, decode
-from processor.kafka.clients import input_topic
+from processor.kafka.topics import input_topic
 from processor.worker.checkpoint import Checkpoint
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
@@ -228,9 +228,6 @@ class JourneyAgent(Stage):
             task.store.discard()
 
     # -- partitions ---------------------------------------------------------------
-
-    def engine_for(self, partition: int) -> Engine:
-        return self.tasks.for_partition(partition).engine
 
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         if self.commits is not None:

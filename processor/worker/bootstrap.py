@@ -20,8 +20,8 @@ from processor.config.settings import Settings
 from processor.funnel.definition import Funnel
 from processor.funnel.state import Limits
 from processor.kafka import clients as kafkaio
-from processor.kafka.clients import input_topic
 from processor.kafka.connect import aiokafka_connection
+from processor.kafka.topics import input_topic
 from processor.worker.agent import JourneyAgent
 from processor.worker.app import create_app
 from processor.worker.metrics import FunnelMetrics

@@ -43,8 +43,8 @@ from processor.funnel.deadletter import dead_letter, topic_source
 from processor.funnel.eventmap import EventMapping
 from processor.funnel.formats import SKIPPED_CALLS, Skipped, as_touchpoint, decoder
 from processor.funnel.touchpoint import NOT_JSON, Invalid, check_not_ahead
-from processor.kafka.clients import rekeyed_topic
 from processor.kafka.connect import aiokafka_connection
+from processor.kafka.topics import rekeyed_topic
 from processor.worker.agent import arrival_us
 from processor.worker.metrics import FunnelMetrics
 from processor.worker.outbox import FaustOutbox, KafkaOutbox, default_partition
